@@ -4,21 +4,38 @@
 // partitioning, so the engine — not autograd — walks the layers, forward and backward.
 //
 // Contract:
-//  - parameters(i) lists layer i's parameters in a fixed order; bind(i, ...) makes them views
-//    of engine memory (one view per parameter, same order) before the first forward;
-//  - forward(i, x) saves what backward(i) needs; backward(i, dy) accumulates (+=) the layer's
-//    parameter gradients into the bound gradient views and returns dx (empty when x needs none);
+//  - parameters(i) lists the parameters layer i owns, in a fixed order; shared_parameters(i) names
+//    parameters owned by other layers that layer i also uses (a tied LM head uses the embedding's
+//    weight). Every view span below has one view per OWNED parameter, in that order.
+//  - attach(context) is called once, before anything else, with the device and groups of the rank.
+//  - initial_parameters(i, values) writes the model's initial values of layer i's parameters into
+//    the views (any floating dtype: values are converted). The engine calls it once per layer at
+//    set-up, on every rank, and then makes the data-parallel ranks agree (broadcast from rank 0).
+//  - bind_parameters(i, views) / bind_gradients(i, views) point layer i's parameters / gradients
+//    at engine storage: aliases, no copy. The engine binds again whenever storage moves (ZeRO-3
+//    gathers parameters per layer; ZeRO-2 gives gradients short-lived storage); an empty span
+//    unbinds (the layer must not run until bound again). A layer runs only while the parameters
+//    it owns AND shares are bound; backward accumulates (+=) into the bound gradient views of all
+//    of them. The views' dtype is the compute dtype (fp32, bf16, fp16).
+//  - forward(i, x) saves what backward(i) needs; backward(i, dy) returns dx (empty when x needs
+//    none);
 //  - loss(y, labels) returns a scalar activation (when the model has no loss function, y itself
 //    must be that scalar); loss_backward(loss, scale) returns d(scale * loss)/dy.
-
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "engine/comm/types.hpp"
 #include "engine/core/buffer.hpp"
+#include "engine/mesh/group_kind.hpp"
 #include "engine/model/activation.hpp"
+
+namespace twinspeed::comm {
+class Comm;
+class Device;
+}  // namespace twinspeed::comm
 
 namespace twinspeed {
 
@@ -32,13 +49,32 @@ struct ParamSpec {
   }
 };
 
+// A parameter by owner: parameter `index` of layer `layer` (an index into parameters(layer)).
+struct ParamRef {
+  std::size_t layer = 0;
+  std::size_t index = 0;
+  friend bool operator==(const ParamRef&, const ParamRef&) = default;
+};
+
+// What a runner may use from the rank it runs on. Pointers stay valid for the engine's lifetime.
+struct RunnerContext {
+  comm::Device* device = nullptr;
+  // The rank's group of a kind (tp and sp for intra-layer collectives); null if not available.
+  std::function<comm::Comm*(GroupKind)> group;
+  int rank = 0;  // global rank: a runner seeds its own random generator from it
+};
+
 class LayerRunner {
  public:
   virtual ~LayerRunner() = default;
   virtual std::size_t layer_count() const = 0;
   virtual std::string layer_name(std::size_t layer) const = 0;
   virtual std::vector<ParamSpec> parameters(std::size_t layer) const = 0;
-  virtual void bind(std::size_t layer, std::span<const BufferView> params, std::span<const BufferView> grads) = 0;
+  virtual std::vector<ParamRef> shared_parameters(std::size_t /*layer*/) const { return {}; }
+  virtual void attach(const RunnerContext& /*context*/) {}
+  virtual void initial_parameters(std::size_t layer, std::span<const BufferView> values) = 0;
+  virtual void bind_parameters(std::size_t layer, std::span<const BufferView> params) = 0;
+  virtual void bind_gradients(std::size_t layer, std::span<const BufferView> grads) = 0;
   virtual Activation forward(std::size_t layer, const Activation& input) = 0;
   virtual Activation backward(std::size_t layer, const Activation& grad_output) = 0;
   virtual Activation loss(const Activation& output, const Activation& labels) = 0;

@@ -69,22 +69,40 @@ std::vector<ParamSpec> TorchLayerRunner::parameters(std::size_t layer) const {
   return specs;
 }
 
-void TorchLayerRunner::bind(std::size_t layer, std::span<const BufferView> params, std::span<const BufferView> grads) {
-  auto tensors = layer_parameters(layers_[layer]);
-  if (tensors.size() != params.size() || tensors.size() != grads.size()) {
-    throw Error(fmt::format("layer {}: {} parameters but {} views bound", layers_[layer].name, tensors.size(),
-                            params.size()));
+namespace {
+
+void check_view_count(const Layer& layer, std::size_t parameters, std::size_t views) {
+  if (views != 0 && views != parameters) {
+    throw Error(fmt::format("layer {}: {} parameters but {} views bound", layer.name, parameters, views));
   }
+}
+
+}  // namespace
+
+void TorchLayerRunner::initial_parameters(std::size_t layer, std::span<const BufferView> values) {
+  auto tensors = layer_parameters(layers_[layer]);
+  check_view_count(layers_[layer], tensors.size(), values.size());
   torch::NoGradGuard no_grad;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    auto& p = tensors[i];
-    torch::Tensor storage = view_of(params[i], p.sizes());
-    storage.copy_(p.detach());
+  for (std::size_t i = 0; i < values.size(); ++i) view_of(values[i], tensors[i].sizes()).copy_(tensors[i].detach());
+}
+
+void TorchLayerRunner::bind_parameters(std::size_t layer, std::span<const BufferView> params) {
+  auto tensors = layer_parameters(layers_[layer]);
+  check_view_count(layers_[layer], tensors.size(), params.size());
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < params.size(); ++i) {
     // set_data keeps the parameter's identity (optimizers holding it stay valid) while moving its
     // storage into engine memory.
-    p.set_data(storage);
+    tensors[i].set_data(view_of(params[i], tensors[i].sizes()));
+  }
+}
+
+void TorchLayerRunner::bind_gradients(std::size_t layer, std::span<const BufferView> grads) {
+  auto tensors = layer_parameters(layers_[layer]);
+  check_view_count(layers_[layer], tensors.size(), grads.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
     // A defined gradient makes autograd accumulate in place (+=) into engine memory.
-    p.mutable_grad() = view_of(grads[i], p.sizes());
+    tensors[i].mutable_grad() = grads.empty() ? torch::Tensor() : view_of(grads[i], tensors[i].sizes());
   }
 }
 

@@ -33,7 +33,9 @@ class TorchLayerRunner final : public LayerRunner {
   std::size_t layer_count() const override { return layers_.size(); }
   std::string layer_name(std::size_t layer) const override { return layers_[layer].name; }
   std::vector<ParamSpec> parameters(std::size_t layer) const override;
-  void bind(std::size_t layer, std::span<const BufferView> params, std::span<const BufferView> grads) override;
+  void initial_parameters(std::size_t layer, std::span<const BufferView> values) override;
+  void bind_parameters(std::size_t layer, std::span<const BufferView> params) override;
+  void bind_gradients(std::size_t layer, std::span<const BufferView> grads) override;
   Activation forward(std::size_t layer, const Activation& input) override;
   Activation backward(std::size_t layer, const Activation& grad_output) override;
   Activation loss(const Activation& output, const Activation& labels) override;

@@ -112,7 +112,9 @@ void Engine::allocate_and_bind(const std::vector<ParamGroupSpec>& groups) {
     grad_views[layer][k] = grads_.view(offset[i], numel[i]);
   }
   for (std::size_t layer = 0; layer < runner_->layer_count(); ++layer) {
-    runner_->bind(layer, param_views[layer], grad_views[layer]);
+    runner_->initial_parameters(layer, param_views[layer]);
+    runner_->bind_parameters(layer, param_views[layer]);
+    runner_->bind_gradients(layer, grad_views[layer]);
   }
   for (std::size_t g = 0; g < layout.size(); ++g) {
     auto [start, n] = group_ranges[g];

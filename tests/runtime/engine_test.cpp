@@ -401,7 +401,9 @@ class CostedRunner final : public LayerRunner {
   std::size_t layer_count() const override { return inner_->layer_count(); }
   std::string layer_name(std::size_t l) const override { return inner_->layer_name(l); }
   std::vector<ParamSpec> parameters(std::size_t l) const override { return inner_->parameters(l); }
-  void bind(std::size_t l, std::span<const BufferView> p, std::span<const BufferView> g) override { inner_->bind(l, p, g); }
+  void initial_parameters(std::size_t l, std::span<const BufferView> v) override { inner_->initial_parameters(l, v); }
+  void bind_parameters(std::size_t l, std::span<const BufferView> v) override { inner_->bind_parameters(l, v); }
+  void bind_gradients(std::size_t l, std::span<const BufferView> v) override { inner_->bind_gradients(l, v); }
   Activation forward(std::size_t l, const Activation& x) override { return inner_->forward(l, x); }
   Activation backward(std::size_t l, const Activation& dy) override { return inner_->backward(l, dy); }
   Activation loss(const Activation& y, const Activation& t) override { return inner_->loss(y, t); }
