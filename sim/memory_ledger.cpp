@@ -19,7 +19,10 @@ void MemoryLedger::charge(MemoryTag tag, std::int64_t bytes) {
   stats_.current_bytes[index] += bytes;
   stats_.peak_bytes[index] = std::max(stats_.peak_bytes[index], stats_.current_bytes[index]);
   stats_.total_current_bytes += bytes;
-  stats_.total_peak_bytes = std::max(stats_.total_peak_bytes, stats_.total_current_bytes);
+  if (stats_.total_current_bytes > stats_.total_peak_bytes) {
+    stats_.total_peak_bytes = stats_.total_current_bytes;
+    stats_.at_peak_bytes = stats_.current_bytes;
+  }
 }
 
 void MemoryLedger::release(MemoryTag tag, std::int64_t bytes) noexcept {

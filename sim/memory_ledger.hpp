@@ -1,6 +1,6 @@
 #pragma once
 // Byte-for-byte accounting of one device's memory per tag: current, each tag's own peak, the
-// total peak, and OutOfMemory past capacity. Shared by every simulated and CPU device.
+// total peak with the per-tag bytes live at it, and OutOfMemory past capacity. Shared by every simulated and CPU device.
 
 #include <cstdint>
 

@@ -15,12 +15,16 @@ namespace twinspeed::comm {
 struct MemoryStats {
   std::array<std::int64_t, kMemoryTagCount> current_bytes{};  // indexed by MemoryTag
   std::array<std::int64_t, kMemoryTagCount> peak_bytes{};     // each tag's own peak
+  // What each tag held when the total first reached total_peak_bytes: sums to total_peak_bytes,
+  // so a report can say which buffers make up the peak (the tags' own peaks need not coincide).
+  std::array<std::int64_t, kMemoryTagCount> at_peak_bytes{};
   std::int64_t total_current_bytes = 0;
   std::int64_t total_peak_bytes = 0;
   std::int64_t capacity_bytes = 0;  // 0 = unbounded
 
   std::int64_t current(MemoryTag tag) const { return current_bytes[static_cast<std::size_t>(tag)]; }
   std::int64_t peak(MemoryTag tag) const { return peak_bytes[static_cast<std::size_t>(tag)]; }
+  std::int64_t at_peak(MemoryTag tag) const { return at_peak_bytes[static_cast<std::size_t>(tag)]; }
 };
 
 // "params 1024, grads 1024, ..." — the live breakdown used by OutOfMemory and reports.

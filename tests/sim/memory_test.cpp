@@ -27,7 +27,7 @@ struct Action {
 // What one rank's ledger must say: sample by sample, and at the end.
 struct LedgerModel {
   std::vector<std::tuple<MemoryTag, std::int64_t>> live;  // tag, bytes, in allocation order
-  std::map<MemoryTag, std::int64_t> current, peak;
+  std::map<MemoryTag, std::int64_t> current, peak, at_peak;  // reserved bytes not included
   std::int64_t total = kReserved, total_peak = kReserved;
   std::vector<std::tuple<MemoryTag, std::int64_t>> samples;  // tag, bytes after each action
 
@@ -44,7 +44,10 @@ struct LedgerModel {
     current[tag] += delta;
     peak[tag] = std::max(peak[tag], current[tag]);
     total += delta;
-    total_peak = std::max(total_peak, total);
+    if (total > total_peak) {
+      total_peak = total;
+      at_peak = current;
+    }
     samples.emplace_back(tag, current[tag]);
   }
 };
@@ -134,6 +137,16 @@ TEST_P(SimMemory, PerTagPeaksAndCountersFollowEachRanksOwnAllocationsWhenRanksIn
     }
     EXPECT_EQ(stats.total_peak_bytes, model.total_peak) << "rank " << r;
     EXPECT_EQ(stats.total_current_bytes, kReserved) << "rank " << r;
+    // The per-tag bytes live at the total peak: the model's snapshot, summing to the peak.
+    std::int64_t at_peak_sum = 0;
+    for (MemoryTag tag : kAllMemoryTags) {
+      const auto it = model.at_peak.find(tag);
+      const std::int64_t reserved = tag == MemoryTag::reserved ? kReserved : 0;
+      EXPECT_EQ(stats.at_peak(tag), (it == model.at_peak.end() ? 0 : it->second) + reserved)
+          << "rank " << r << " " << memory_tag_name(tag);
+      at_peak_sum += stats.at_peak(tag);
+    }
+    EXPECT_EQ(at_peak_sum, stats.total_peak_bytes) << "rank " << r;
     const auto samples = cluster.tracer(r).memory_samples();
     ASSERT_EQ(samples.size(), model.samples.size()) << "rank " << r;
     for (std::size_t k = 0; k < samples.size(); ++k) {

@@ -1,0 +1,298 @@
+// SpecLayerRunner on the shape-only simulated cluster: parameters and costs are the specs', saved
+// activations are charged per recompute mode and returned by backward, and the tp/sp collectives
+// of the specs appear in the trace with their bytes, in order.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <numeric>
+
+#include "engine/comm/backend.hpp"
+#include "engine/comm/registry.hpp"
+#include "engine/core/errors.hpp"
+#include "engine/model/spec/spec_layer_runner.hpp"
+#include "sim/cluster.hpp"
+
+namespace twinspeed {
+namespace {
+
+using sim::Fidelity;
+using sim::SimCluster;
+
+SpecRunnerOptions options(std::int64_t tp = 1, std::int64_t sp = 1, bool tp_sp = false,
+                          RecomputeMode recompute = RecomputeMode::none) {
+  return {.spec = {.micro_batch = 2, .seq_len = 64, .tp = tp, .sp = sp, .tp_sp = tp_sp},
+          .dtype = DType::bf16,
+          .recompute = recompute};
+}
+
+ModelConfig gpt_bench() { return load_model_preset("gpt-bench"); }
+
+// Owns one Buffer per parameter and binds it, as the engine does.
+struct BoundModel {
+  std::vector<std::vector<Buffer>> params;
+  BoundModel(SpecLayerRunner& runner, comm::Device& device) {
+    for (std::size_t i = 0; i < runner.layer_count(); ++i) {
+      std::vector<Buffer> layer;
+      std::vector<BufferView> views;
+      for (const ParamSpec& p : runner.parameters(i)) layer.push_back(device.allocate(DType::f32, p.numel(), MemoryTag::params));
+      for (const Buffer& b : layer) views.push_back(b.all());
+      runner.initial_parameters(i, views);
+      runner.bind_parameters(i, views);
+      runner.bind_gradients(i, views);
+      params.push_back(std::move(layer));
+    }
+  }
+};
+
+// One forward and backward over every layer, as the engine walks them.
+void run_micro_batch(SpecLayerRunner& runner, std::int64_t* activations_after_forward = nullptr,
+                     comm::Device* device = nullptr) {
+  auto batch = runner.micro_batch();
+  Activation x = batch.inputs;
+  for (std::size_t i = 0; i < runner.layer_count(); ++i) x = runner.forward(i, x);
+  Activation loss = runner.loss(x, batch.labels);
+  if (activations_after_forward != nullptr) *activations_after_forward = device->memory().current(MemoryTag::activations);
+  Activation grad = runner.loss_backward(loss, 1.0);
+  for (std::size_t i = runner.layer_count(); i-- > 0;) grad = runner.backward(i, grad);
+  runner.release_saved();
+}
+
+TEST(SpecLayerRunner, ParametersAndCostsAreTheSpecs) {
+  const ModelConfig model = gpt_bench();
+  SpecLayerRunner runner(model, options());
+  const auto specs = build_layer_specs(model, options().spec);
+  ASSERT_EQ(runner.layer_count(), specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    EXPECT_EQ(runner.layer_name(i), specs[i].name);
+    ASSERT_EQ(runner.parameters(i).size(), specs[i].params.size()) << specs[i].name;
+    for (std::size_t k = 0; k < specs[i].params.size(); ++k) {
+      EXPECT_EQ(runner.parameters(i)[k].shape, specs[i].params[k].shape) << specs[i].params[k].name;
+    }
+    EXPECT_EQ(runner.forward_cost(i).op_class, comm::OpClass::matmul);
+    EXPECT_EQ(runner.forward_cost(i).flops, static_cast<double>(specs[i].forward_flops)) << specs[i].name;
+    EXPECT_EQ(runner.backward_cost(i).flops, static_cast<double>(specs[i].backward_flops)) << specs[i].name;
+    // FLOP-free layers still move bytes, so they take time.
+    EXPECT_GT(runner.forward_cost(i).bytes_read + runner.forward_cost(i).bytes_written, 0) << specs[i].name;
+  }
+  // gpt-bench ties its LM head to the token embedding: no parameters of its own.
+  const std::size_t head = specs.size() - 1;
+  EXPECT_TRUE(runner.parameters(head).empty());
+  EXPECT_EQ(runner.shared_parameters(head), (std::vector<ParamRef>{{.layer = 0, .index = 0}}));
+  EXPECT_TRUE(runner.shared_parameters(1).empty());
+}
+
+TEST(SpecLayerRunner, UntiedHeadOwnsItsWeightAndSharesNothing) {
+  ModelConfig model = gpt_bench();
+  model.tie_word_embeddings = false;
+  SpecLayerRunner runner(model, options());
+  const std::size_t head = runner.layer_count() - 1;
+  ASSERT_EQ(runner.parameters(head).size(), 1u);
+  EXPECT_EQ(runner.parameters(head)[0].shape, (std::vector<std::int64_t>{8192, 512}));
+  EXPECT_TRUE(runner.shared_parameters(head).empty());
+}
+
+TEST(SpecLayerRunner, FullRecomputeChargesTheForwardAgainInABlocksBackward) {
+  const ModelConfig model = gpt_bench();
+  SpecLayerRunner runner(model, options(1, 1, false, RecomputeMode::full));
+  const auto& specs = runner.specs();
+  EXPECT_EQ(runner.backward_cost(1).flops, static_cast<double>(specs[1].backward_flops + specs[1].forward_flops));
+  const std::size_t head = specs.size() - 1;  // the head is not recomputed
+  EXPECT_EQ(runner.backward_cost(head).flops, static_cast<double>(specs[head].backward_flops));
+}
+
+TEST(SpecLayerRunner, ShapesFlowFromTokenIdsToAScalarLossWithNoValue) {
+  SpecLayerRunner runner(gpt_bench(), options());
+  SimCluster cluster({.world = 1, .fidelity = Fidelity::shape});
+  cluster.run([&](comm::Backend& backend) {
+    runner.attach({.device = &backend.device(), .group = {}, .rank = backend.rank()});
+    BoundModel bound(runner, backend.device());
+    auto batch = runner.micro_batch();
+    EXPECT_EQ(batch.inputs.shape(), (std::vector<std::int64_t>{2, 64}));
+    Activation x = runner.forward(0, batch.inputs);
+    EXPECT_EQ(x.shape(), (std::vector<std::int64_t>{2, 64, 512}));
+    for (std::size_t i = 1; i < runner.layer_count(); ++i) x = runner.forward(i, x);
+    EXPECT_EQ(x.shape(), (std::vector<std::int64_t>{2, 64, 8192}));
+    Activation loss = runner.loss(x, batch.labels);
+    EXPECT_TRUE(loss.shape().empty());
+    EXPECT_FALSE(loss.empty());
+    EXPECT_TRUE(std::isnan(runner.scalar(loss)));
+    Activation grad = runner.loss_backward(loss, 0.125);
+    EXPECT_EQ(grad.shape(), x.shape());
+    for (std::size_t i = runner.layer_count(); i-- > 1;) grad = runner.backward(i, grad);
+    EXPECT_EQ(grad.shape(), (std::vector<std::int64_t>{2, 64, 512}));
+    EXPECT_TRUE(runner.backward(0, grad).empty());  // token ids need no gradient
+  });
+}
+
+class SpecLayerRunnerMemory : public ::testing::TestWithParam<RecomputeMode> {};
+
+TEST_P(SpecLayerRunnerMemory, SavedBytesAreTheSpecsAndBackwardReturnsThem) {
+  const RecomputeMode mode = GetParam();
+  SpecLayerRunner runner(gpt_bench(), options(1, 1, false, mode));
+  std::int64_t expected = 0;
+  for (const LayerSpec& layer : runner.specs()) expected += layer.activation_bytes(mode);
+  std::int64_t after_forward = -1;
+  SimCluster cluster({.world = 1, .fidelity = Fidelity::shape});
+  cluster.run([&](comm::Backend& backend) {
+    runner.attach({.device = &backend.device(), .group = {}, .rank = backend.rank()});
+    BoundModel bound(runner, backend.device());
+    run_micro_batch(runner, &after_forward, &backend.device());
+    EXPECT_EQ(backend.device().memory().current(MemoryTag::activations), 0);
+    // A second micro-batch charges and returns the same bytes.
+    run_micro_batch(runner);
+    EXPECT_EQ(backend.device().memory().current(MemoryTag::activations), 0);
+    EXPECT_EQ(backend.device().memory().current(MemoryTag::temporaries), 0);
+  });
+  EXPECT_EQ(after_forward, expected);
+  // Full recompute holds a block's no-recompute bytes while its backward runs; the peak is at the
+  // last block, when the head's and final norm's saved bytes are already returned.
+  const auto& specs = runner.specs();
+  const std::size_t n = specs.size();
+  std::int64_t peak = expected;
+  if (mode == RecomputeMode::full) {
+    peak = std::max(peak, expected - specs[n - 1].activation_bytes(mode) - specs[n - 2].activation_bytes(mode) +
+                              specs[n - 3].activation_bytes(RecomputeMode::none));
+    EXPECT_GT(peak, expected);
+  }
+  EXPECT_EQ(cluster.memory(0).peak(MemoryTag::activations), peak);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModes, SpecLayerRunnerMemory,
+                         ::testing::Values(RecomputeMode::none, RecomputeMode::selective, RecomputeMode::full));
+
+TEST(SpecLayerRunner, ReleaseSavedAbandonsAMicroBatch) {
+  SpecLayerRunner runner(gpt_bench(), options());
+  SimCluster cluster({.world = 1, .fidelity = Fidelity::shape});
+  cluster.run([&](comm::Backend& backend) {
+    runner.attach({.device = &backend.device(), .group = {}, .rank = backend.rank()});
+    BoundModel bound(runner, backend.device());
+    Activation x = runner.forward(0, runner.micro_batch().inputs);
+    x = runner.forward(1, x);
+    EXPECT_GT(backend.device().memory().current(MemoryTag::activations), 0);
+    runner.release_saved();
+    EXPECT_EQ(backend.device().memory().current(MemoryTag::activations), 0);
+    EXPECT_THROW(runner.backward(1, x), Error);  // nothing saved any more
+  });
+}
+
+TEST(SpecLayerRunner, RefusesUnboundLayersWrongViewsAndWrongShapes) {
+  SpecLayerRunner runner(gpt_bench(), options());
+  auto backend = comm::create_backend("sim", {.rank = 0, .world_size = 1});
+  runner.attach({.device = &backend->device(), .group = {}, .rank = 0});
+  auto batch = runner.micro_batch();
+  EXPECT_THROW(runner.forward(0, batch.inputs), Error);  // not bound
+  Buffer one = backend->device().allocate(DType::f32, 4, MemoryTag::params);
+  std::vector<BufferView> wrong_count{one.all()};
+  EXPECT_THROW(runner.bind_parameters(1, wrong_count), Error);
+  BoundModel bound(runner, backend->device());
+  EXPECT_THROW(runner.forward(1, batch.inputs), Error);  // a block takes [B, s, h], not token ids
+  // The tied head runs only while the embedding it reads is bound.
+  runner.bind_parameters(0, {});
+  Activation hidden = make_shape_activation(runner.input_shape(runner.layer_count() - 1));
+  EXPECT_THROW(runner.forward(runner.layer_count() - 1, hidden), Error);
+}
+
+// Runs one micro-batch on every rank of a world of tp x sp ranks with tp and sp groups, and
+// returns rank 0's comm events.
+std::vector<TraceEvent> comm_events(const SpecRunnerOptions& o, int world) {
+  const ModelConfig model = gpt_bench();
+  SimCluster cluster({.world = world, .fidelity = Fidelity::shape});
+  cluster.run([&](comm::Backend& backend) {
+    SpecLayerRunner runner(model, o);
+    // tp inner, sp outer (DESIGN.md mesh order): tp groups are consecutive ranks.
+    const int tp = static_cast<int>(o.spec.tp), sp = static_cast<int>(o.spec.sp);
+    comm::CommPtr tp_group, sp_group;
+    for (int s = 0; s < sp; ++s) {
+      std::vector<int> ranks(static_cast<std::size_t>(tp));
+      std::iota(ranks.begin(), ranks.end(), s * tp);
+      if (auto g = backend.new_group(ranks, "tp")) tp_group = g;
+    }
+    for (int t = 0; t < tp; ++t) {
+      std::vector<int> ranks;
+      for (int s = 0; s < sp; ++s) ranks.push_back(s * tp + t);
+      if (auto g = backend.new_group(ranks, "sp")) sp_group = g;
+    }
+    runner.attach({.device = &backend.device(),
+                   .group = [&](GroupKind kind) -> comm::Comm* {
+                     if (kind == GroupKind::tp) return tp_group.get();
+                     if (kind == GroupKind::sp) return sp_group.get();
+                     return nullptr;
+                   },
+                   .rank = backend.rank()});
+    BoundModel bound(runner, backend.device());
+    run_micro_batch(runner);
+    EXPECT_EQ(backend.device().memory().current(MemoryTag::temporaries), 0);
+  });
+  std::vector<TraceEvent> events;
+  for (const TraceEvent& e : cluster.tracer(0).events()) {
+    if (e.category == TraceCategory::comm) events.push_back(e);
+  }
+  return events;
+}
+
+// What the specs say rank 0 issues: each layer's forward collectives in order, then each layer's
+// backward collectives, layers in reverse and each layer's list reversed.
+std::vector<std::pair<std::string, std::int64_t>> expected_collectives(const SpecRunnerOptions& o) {
+  const auto specs = build_layer_specs(gpt_bench(), {.micro_batch = 2, .seq_len = 64, .tp = o.spec.tp, .sp = o.spec.sp,
+                                                     .tp_sp = o.spec.tp_sp, .dtype_bytes = 2});
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  for (const LayerSpec& l : specs) {
+    for (const CollectiveSpec& c : l.collectives) {
+      if (c.phase == CommPhase::forward) out.emplace_back(c.op, c.bytes);
+    }
+  }
+  for (auto l = specs.rbegin(); l != specs.rend(); ++l) {
+    for (auto c = l->collectives.rbegin(); c != l->collectives.rend(); ++c) {
+      if (c->phase == CommPhase::backward) out.emplace_back(c->op, c->bytes);
+    }
+  }
+  return out;
+}
+
+void expect_trace_matches_specs(const SpecRunnerOptions& o, int world, const std::string& lane) {
+  const auto events = comm_events(o, world);
+  const auto expected = expected_collectives(o);
+  ASSERT_FALSE(expected.empty());
+  ASSERT_EQ(events.size(), expected.size());
+  for (std::size_t k = 0; k < events.size(); ++k) {
+    EXPECT_EQ(events[k].op, expected[k].first) << "collective " << k;
+    // The spec gives all_gather's output; traces (and the cost model) count what each rank passes
+    // in, the output's 1/tp chunk.
+    const std::int64_t group = events[k].lane == "comm-tp" ? o.spec.tp : o.spec.sp;
+    const std::int64_t traced = expected[k].first == "all_gather" ? expected[k].second / group : expected[k].second;
+    EXPECT_EQ(events[k].bytes, traced) << "collective " << k << " " << events[k].op;
+    EXPECT_EQ(events[k].lane, lane) << "collective " << k;
+  }
+}
+
+TEST(SpecLayerRunnerCollectives, TensorParallelAllReducesAppearWithTheSpecBytes) {
+  expect_trace_matches_specs(options(2), 2, "comm-tp");
+}
+
+TEST(SpecLayerRunnerCollectives, MegatronSequenceParallelGathersAndScattersAppearWithTheSpecBytes) {
+  expect_trace_matches_specs(options(2, 1, true), 2, "comm-tp");
+}
+
+TEST(SpecLayerRunnerCollectives, UlyssesAllToAllsAppearWithTheSpecBytes) {
+  expect_trace_matches_specs(options(1, 2), 2, "comm-sp");
+}
+
+TEST(SpecLayerRunnerCollectives, AMissingGroupIsAnErrorNamingTheLayer) {
+  SpecLayerRunner runner(gpt_bench(), options(2));
+  SimCluster cluster({.world = 1, .fidelity = Fidelity::shape});
+  try {
+    cluster.run([&](comm::Backend& backend) {
+      runner.attach({.device = &backend.device(), .group = {}, .rank = 0});
+      BoundModel bound(runner, backend.device());
+      runner.forward(0, runner.micro_batch().inputs);
+    });
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("embedding"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tp group"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace twinspeed
