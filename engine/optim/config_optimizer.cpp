@@ -78,6 +78,18 @@ void check_range(const std::string& key, double value, bool ok, const char* rule
 class FlatGroupsOptimizer : public Optimizer {
  public:
   std::span<GroupHyperparams> param_groups() override { return hyper_; }
+  void bind_gradients(std::span<const BufferView> grads) override {
+    if (grads.size() != groups_.size()) {
+      throw Error(fmt::format("optimizer: {} gradient views for {} param groups", grads.size(), groups_.size()));
+    }
+    for (std::size_t g = 0; g < grads.size(); ++g) {
+      if (grads[g].numel != groups_[g].params.numel) {
+        throw Error(fmt::format("optimizer: param group {} has {} elements but its gradient view {}", g,
+                                groups_[g].params.numel, grads[g].numel));
+      }
+      groups_[g].grads = grads[g];
+    }
+  }
 
  protected:
   FlatGroupsOptimizer(std::span<const FlatParamGroup> groups, const GroupHyperparams& defaults, comm::Device& device,
@@ -249,6 +261,16 @@ std::unique_ptr<Optimizer> make_config_optimizer(std::string_view type, const nl
                     fmt::format("{}; this version implements Adam, AdamW (any case) and the torch.optim class SGD",
                                 deepspeed_name ? "is a DeepSpeed optimizer twinspeed does not implement yet"
                                                : "is neither a DeepSpeed optimizer nor an implemented torch.optim class"));
+}
+
+}  // namespace twinspeed
+
+namespace twinspeed {
+
+void Optimizer::bind_gradients(std::span<const BufferView> /*grads*/) {
+  throw NotImplemented(fmt::format("optimizer {} cannot move its gradients, which ZeRO stages 1-3 and fp16/bf16 "
+                                   "training need; use an optimizer from the config's \"optimizer\" section",
+                                   name()));
 }
 
 }  // namespace twinspeed

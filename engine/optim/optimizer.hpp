@@ -22,6 +22,10 @@ class Optimizer : public HyperparamTarget {
   virtual std::string_view name() const = 0;
   // Applies one update from the bound gradients.
   virtual void step() = 0;
+  // Points the optimizer at new gradient storage, one view per param group (same sizes). The
+  // engine gives mixed-precision steps fp32 gradients that live only during the step, as
+  // DeepSpeed does. Optimizers that cannot move their gradients throw NotImplemented.
+  virtual void bind_gradients(std::span<const BufferView> grads);
 };
 
 // One optimizer param group over engine memory: its parameters and gradients as contiguous views

@@ -4,11 +4,32 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "engine/core/errors.hpp"
+#include "engine/zero/grad_reduction.hpp"
+#include "engine/zero/stage3_params.hpp"
 #include "kernels/cpu/flat_ops.hpp"
 
 namespace twinspeed {
+
+namespace {
+
+DType compute_dtype_of(const EngineSettings& s) {
+  if (s.fp16) return DType::f16;
+  if (s.bf16) return DType::bf16;
+  return DType::f32;
+}
+
+comm::ComputeCost copy_cost(std::int64_t bytes) {
+  return {.op_class = comm::OpClass::copy, .bytes_read = bytes, .bytes_written = bytes};
+}
+
+GradAveraging averaging_of(const EngineSettings& s) {
+  return {.average = s.gradient_average, .prescale = s.prescale_gradients, .predivide = s.gradient_predivide_factor};
+}
+
+}  // namespace
 
 Engine::Engine(EngineParts parts)
     : backend_(std::move(parts.backend)), settings_(std::move(parts.settings)), runner_(std::move(parts.runner)) {
@@ -18,27 +39,202 @@ Engine::Engine(EngineParts parts)
     throw ConfigError("gradient_accumulation_steps", std::to_string(settings_.gradient_accumulation_steps),
                       "must be >= 1");
   }
-  if (settings_.zero_stage != 0) {
-    throw NotImplemented(fmt::format("ZeRO stage {} arrives with the ZeRO issue; this version runs stage 0",
-                                     settings_.zero_stage));
+  if (settings_.zero_stage < 0 || settings_.zero_stage > 3) {
+    throw ConfigError("zero_optimization.stage", std::to_string(settings_.zero_stage), "must be 0, 1, 2 or 3");
   }
-  if (settings_.fp16 || settings_.bf16) {
-    throw NotImplemented("fp16/bf16 mixed precision arrives with the ZeRO issue; this version trains in fp32");
+  if (settings_.zero_stage == 3 && !settings_.gradient_average) {
+    // DeepSpeed 0.19.6's ZeRO-3 only averages (its reduce-scatter divides by the group size).
+    throw ConfigError("gradient_allreduce_op", "sum", "ZeRO stage 3 supports only \"mean\" gradient reduction");
   }
-  if (settings_.mesh.tp != 1 || settings_.mesh.pp != 1 || settings_.mesh.sp != 1) {
-    throw NotImplemented("tensor, pipeline and sequence parallelism arrive with their issues");
+  if (settings_.mesh.pp != 1) {
+    throw NotImplemented("pipeline parallelism runs in the PipelineEngine, which arrives with the pipeline issue");
   }
+  comm::Device& device = backend_->device();
+  if (device.has_data() && (settings_.mesh.tp != 1 || settings_.mesh.sp != 1)) {
+    throw NotImplemented(
+        "tensor and sequence parallelism with numeric fidelity arrive with their issues; shape-only runs model them");
+  }
+  dtype_ = compute_dtype_of(settings_);
   groups_ = std::make_unique<ProcessGroups>(*backend_, DeviceMesh(settings_.mesh));
-  dp_group_ = groups_->get(GroupKind::dp);
+  // ZeRO partitions and reduces over dp x sp (DeepSpeed's seq_data_parallel_group).
+  zero_group_ = groups_->get(GroupKind::zero);
+  model_ = build_model_layout(*runner_, parts.param_groups);
+  runner_->attach({.device = &device,
+                   .group = [this](GroupKind kind) { return groups_->get(kind).get(); },
+                   .rank = backend_->rank()});
+  if (settings_.fp16) scaler_ = make_loss_scaler(settings_.fp16_config, /*zero_optimization=*/settings_.zero_stage > 0);
 
-  allocate_and_bind(parts.param_groups);
-  broadcast_parameters();
+  allocate();
+  initialize_parameters();
+  build_optimizer(parts);
+}
 
+Engine::~Engine() = default;
+
+// ---- Memory ------------------------------------------------------------------------------------
+
+void Engine::allocate() {
+  comm::Device& device = backend_->device();
+  const int n = zero_group_->size();
+  const int stage = settings_.zero_stage;
+  const std::size_t groups = model_.groups.size();
+  master_offset_.assign(groups, 0);
+  layer_grads_.resize(model_.layer_count());
+  layer_grads_pending_.assign(model_.layer_count(), 0);
+
+  if (stage <= 2) {
+    flat_ = plan_flat(model_, n, /*partitioned=*/stage >= 1);
+    params_ = device.allocate(dtype_, flat_.total, MemoryTag::params);
+    std::int64_t partitions = 0;
+    for (std::size_t g = 0; g < groups; ++g) {
+      master_offset_[g] = stage == 0 ? flat_.groups[g].base : partitions;
+      partitions += flat_.groups[g].layout.partition_numel;
+    }
+    if (stage <= 1) {
+      grads_ = device.allocate(dtype_, flat_.total, MemoryTag::grads);
+    } else {
+      grads_ = device.allocate(dtype_, partitions, MemoryTag::grads);
+    }
+    if (stage >= 1) {
+      master_ = device.allocate(DType::f32, partitions, MemoryTag::master_params);
+    } else if (dtype_ != DType::f32) {
+      master_ = device.allocate(DType::f32, flat_.ungrouped.offset, MemoryTag::master_params);
+    }
+  } else {
+    shards_ = plan_shards(model_, n);
+    params_ = device.allocate(dtype_, shards_.total, MemoryTag::params);
+    grads_ = device.allocate(dtype_, shards_.total, MemoryTag::grads);
+    master_ = device.allocate(DType::f32, shards_.ungrouped.offset, MemoryTag::master_params);
+    for (std::size_t g = 0; g < groups; ++g) master_offset_[g] = shards_.groups[g].offset;
+    const auto& z = settings_.zero;
+    stage3_ = std::make_unique<Stage3Params>(
+        device, *zero_group_, *runner_, model_, shards_, params_,
+        Stage3Options{.prefetch_elements = z.stage3.stage3_prefetch_bucket_size,
+                      .max_live_elements = z.stage3.stage3_max_live_parameters,
+                      .persistence_threshold = z.stage3.stage3_param_persistence_threshold});
+  }
+  kernels::fill_zero(grads_.all());
+
+  if (stage == 1 || stage == 2) {
+    const auto& c = settings_.zero.comm;
+    BucketReducer::Deliver deliver;
+    if (stage == 1) {
+      // The full gradients share the parameters' padded layout: the reduced slice goes back in place.
+      deliver = [this](std::size_t p, std::int64_t off, BufferView reduced) {
+        kernels::copy(grads_.view(flat_.offset[p] + off, reduced.numel), reduced);
+      };
+    } else {
+      deliver = [this](std::size_t p, std::int64_t off, BufferView reduced) {
+        const auto g = static_cast<std::size_t>(model_.params[p].group);
+        const FlatGroupRegion& region = flat_.groups[g];
+        const std::int64_t local = flat_.offset[p] + off - region.partition(zero_group_->rank()).offset;
+        kernels::accumulate(grads_.view(master_offset_[g] + local, reduced.numel), reduced);
+      };
+    }
+    reducer_ = std::make_unique<BucketReducer>(
+        device, *zero_group_, model_, flat_,
+        BucketReducerOptions{.bucket_elements = c.reduce_bucket_size,
+                             .overlap_comm = c.overlap_comm,
+                             .reduce_scatter = c.reduce_scatter,
+                             .multi_rank_bucket_allreduce = c.use_multi_rank_bucket_allreduce,
+                             .averaging = averaging_of(settings_),
+                             .dtype = dtype_},
+        std::move(deliver));
+  }
+}
+
+BufferView Engine::compute_parameters_of_group(std::size_t g) const {
+  switch (settings_.zero_stage) {
+    case 0: return params_.view(flat_.groups[g].base, flat_.groups[g].layout.numel);
+    case 1:
+    case 2: {
+      ElementRange r = flat_.groups[g].partition(zero_group_->rank());
+      return params_.view(r.offset, r.numel);
+    }
+    default: return params_.view(shards_.groups[g].offset, shards_.groups[g].numel);
+  }
+}
+
+BufferView Engine::compute_gradients_of_group(std::size_t g) const {
+  switch (settings_.zero_stage) {
+    case 0: return grads_.view(flat_.groups[g].base, flat_.groups[g].layout.numel);
+    case 1: {
+      ElementRange r = flat_.groups[g].partition(zero_group_->rank());
+      return grads_.view(r.offset, r.numel);
+    }
+    case 2: return grads_.view(master_offset_[g], flat_.groups[g].layout.partition_numel);
+    default: return grads_.view(shards_.groups[g].offset, shards_.groups[g].numel);
+  }
+}
+
+void Engine::initialize_parameters() {
+  comm::Device& device = backend_->device();
+  if (settings_.zero_stage <= 2) {
+    for (std::size_t layer = 0; layer < model_.layer_count(); ++layer) {
+      std::vector<BufferView> views;
+      for (std::size_t id : model_.owned[layer]) views.push_back(params_.view(flat_.offset[id], model_.params[id].numel));
+      runner_->initial_parameters(layer, views);
+    }
+    // DeepSpeed broadcasts the model from the group's first rank so every replica starts equal.
+    zero_group_->broadcast(params_.all(), 0)->wait();
+    // Stages 0-2 keep every parameter in place; stages 0-1 keep every gradient too.
+    for (std::size_t layer = 0; layer < model_.layer_count(); ++layer) {
+      std::vector<BufferView> p, g;
+      for (std::size_t id : model_.owned[layer]) {
+        p.push_back(params_.view(flat_.offset[id], model_.params[id].numel));
+        g.push_back(grads_.view(flat_.offset[id], model_.params[id].numel));
+      }
+      runner_->bind_parameters(layer, p);
+      if (settings_.zero_stage <= 1) runner_->bind_gradients(layer, g);
+    }
+  } else {
+    // As zero.Init: each layer is materialised whole, broadcast from rank 0, and partitioned.
+    const int n = zero_group_->size(), me = zero_group_->rank();
+    for (std::size_t layer = 0; layer < model_.layer_count(); ++layer) {
+      if (model_.owned[layer].empty()) continue;
+      Buffer whole = device.allocate(dtype_, model_.layer_numel(layer), MemoryTag::temporaries);
+      std::vector<BufferView> views;
+      std::int64_t at = 0;
+      for (std::size_t id : model_.owned[layer]) {
+        views.push_back(whole.view(at, model_.params[id].numel));
+        at += model_.params[id].numel;
+      }
+      runner_->initial_parameters(layer, views);
+      zero_group_->broadcast(whole.all(), 0)->wait();
+      for (std::size_t k = 0; k < views.size(); ++k) {
+        const std::size_t id = model_.owned[layer][k];
+        const ParamShard shard = param_partition(model_.params[id].numel, n, me);
+        BufferView dst = params_.view(shards_.offset[id], shard.numel_padded);
+        kernels::fill_zero(dst);
+        if (shard.numel_real > 0) kernels::copy(dst.sub(0, shard.numel_real), views[k].sub(shard.offset, shard.numel_real));
+      }
+    }
+  }
+  if (master_.empty()) return;
+  for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+    BufferView src = compute_parameters_of_group(g);
+    kernels::copy(master_.view(master_offset_[g], src.numel), src);
+  }
+}
+
+void Engine::build_optimizer(EngineParts& parts) {
+  std::vector<FlatParamGroup> groups;
+  for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+    BufferView params = compute_parameters_of_group(g);
+    if (!master_.empty()) params = master_.view(master_offset_[g], params.numel);
+    // 16-bit training gives the optimizer fp32 gradients at each step (apply_step binds them).
+    BufferView grads = dtype_ == DType::f32 ? compute_gradients_of_group(g) : BufferView{nullptr, 0, params.numel};
+    const ParamGroupSpec* spec = parts.param_groups.empty() ? nullptr : &parts.param_groups[g];
+    groups.push_back({.params = params,
+                      .grads = grads,
+                      .lr = spec ? spec->lr : std::nullopt,
+                      .weight_decay = spec ? spec->weight_decay : std::nullopt});
+  }
   comm::Device& device = backend_->device();
   if (parts.optimizer_factory) {
-    optimizer_ = parts.optimizer_factory(device, flat_groups_);
+    optimizer_ = parts.optimizer_factory(device, groups);
   } else if (settings_.optimizer.present) {
-    optimizer_ = make_config_optimizer(settings_.optimizer.type, settings_.optimizer.params, device, flat_groups_);
+    optimizer_ = make_config_optimizer(settings_.optimizer.type, settings_.optimizer.params, device, groups);
   }
   // Without an optimizer the engine can still run forward and backward (evaluation), as in
   // DeepSpeed; step() then fails.
@@ -51,85 +247,7 @@ Engine::Engine(EngineParts parts)
   }
 }
 
-Engine::~Engine() = default;
-
-void Engine::allocate_and_bind(const std::vector<ParamGroupSpec>& groups) {
-  // ZeRO-0 keeps one flat fp32 copy of every parameter and gradient, laid out group after group
-  // (each param group contiguous, as DeepSpeed flattens per group for ZeRO 1-2), parameters in
-  // runner order within a group, then the parameters of no group.
-  std::vector<std::int64_t> numel;
-  std::vector<std::pair<std::size_t, std::size_t>> where;  // (layer, index within the layer)
-  for (std::size_t layer = 0; layer < runner_->layer_count(); ++layer) {
-    auto specs = runner_->parameters(layer);
-    for (std::size_t k = 0; k < specs.size(); ++k) {
-      numel.push_back(specs[k].numel());
-      where.emplace_back(layer, k);
-    }
-  }
-  std::vector<ParamGroupSpec> layout = groups;
-  if (layout.empty()) {
-    layout.emplace_back();
-    for (std::size_t i = 0; i < numel.size(); ++i) layout[0].parameters.push_back(i);
-  }
-  std::vector<int> owner(numel.size(), -1);
-  for (std::size_t g = 0; g < layout.size(); ++g) {
-    for (std::size_t i : layout[g].parameters) {
-      if (i >= numel.size()) throw Error(fmt::format("param group {} names parameter {} of {}", g, i, numel.size()));
-      if (owner[i] >= 0) {
-        throw Error(fmt::format("parameter {} appears in param groups {} and {}; each parameter may appear once",
-                                i, owner[i], g));
-      }
-      owner[i] = static_cast<int>(g);
-    }
-  }
-  std::vector<std::int64_t> offset(numel.size(), 0);
-  std::vector<std::pair<std::int64_t, std::int64_t>> group_ranges;  // (offset, numel)
-  std::int64_t total = 0;
-  for (const auto& group : layout) {
-    std::int64_t start = total;
-    for (std::size_t i : group.parameters) {
-      offset[i] = total;
-      total += numel[i];
-    }
-    group_ranges.emplace_back(start, total - start);
-  }
-  for (std::size_t i = 0; i < numel.size(); ++i) {
-    if (owner[i] < 0) {
-      offset[i] = total;
-      total += numel[i];
-    }
-  }
-
-  comm::Device& device = backend_->device();
-  params_ = device.allocate(DType::f32, total, MemoryTag::params);
-  grads_ = device.allocate(DType::f32, total, MemoryTag::grads);
-  std::vector<std::vector<BufferView>> param_views(runner_->layer_count()), grad_views(runner_->layer_count());
-  for (std::size_t i = 0; i < numel.size(); ++i) {
-    auto [layer, k] = where[i];
-    param_views[layer].resize(std::max(param_views[layer].size(), k + 1));
-    grad_views[layer].resize(std::max(grad_views[layer].size(), k + 1));
-    param_views[layer][k] = params_.view(offset[i], numel[i]);
-    grad_views[layer][k] = grads_.view(offset[i], numel[i]);
-  }
-  for (std::size_t layer = 0; layer < runner_->layer_count(); ++layer) {
-    runner_->initial_parameters(layer, param_views[layer]);
-    runner_->bind_parameters(layer, param_views[layer]);
-    runner_->bind_gradients(layer, grad_views[layer]);
-  }
-  for (std::size_t g = 0; g < layout.size(); ++g) {
-    auto [start, n] = group_ranges[g];
-    flat_groups_.push_back({.params = params_.view(start, n),
-                            .grads = grads_.view(start, n),
-                            .lr = layout[g].lr,
-                            .weight_decay = layout[g].weight_decay});
-  }
-}
-
-void Engine::broadcast_parameters() {
-  // DeepSpeed broadcasts the model from the data-parallel group's first rank so every replica
-  // starts from the same weights.
-  dp_group_->broadcast(params_.all(), 0)->wait();
-}
+// ---- Forward and backward ------------------------------------------------------------------------
 
 bool Engine::is_gradient_accumulation_boundary() const {
   return (micro_steps_ + 1) % settings_.gradient_accumulation_steps == 0;
@@ -137,7 +255,7 @@ bool Engine::is_gradient_accumulation_boundary() const {
 
 void Engine::set_trace_context() {
   const auto micro = static_cast<int>(micro_steps_ % settings_.gradient_accumulation_steps);
-  backend_->tracer().set_context({.step = global_steps_, .micro_batch = micro, .stage = -1});
+  backend_->tracer().set_context({.step = global_steps(), .micro_batch = micro, .stage = -1});
 }
 
 Activation Engine::forward(const Activation& inputs, const Activation& labels) {
@@ -145,68 +263,206 @@ Activation Engine::forward(const Activation& inputs, const Activation& labels) {
   comm::Stream& compute = backend_->device().compute_stream();
   Activation x = inputs;
   for (std::size_t layer = 0; layer < runner_->layer_count(); ++layer) {
+    if (stage3_) stage3_->before(layer, Pass::forward);
     compute.launch(runner_->layer_name(layer) + " forward", runner_->forward_cost(layer),
                    [&] { x = runner_->forward(layer, x); });
+    if (stage3_) stage3_->after(layer, Pass::forward);
   }
   return runner_->loss(x, labels);
 }
 
-void Engine::backward(const Activation& loss) {
-  // DeepSpeed scales the loss by 1/gradient_accumulation_steps so accumulated gradients average.
-  double scale = 1.0 / static_cast<double>(settings_.gradient_accumulation_steps);
-  Activation grad = runner_->loss_backward(loss, scale);
-  comm::Stream& compute = backend_->device().compute_stream();
-  for (std::size_t layer = runner_->layer_count(); layer-- > 0;) {
-    compute.launch(runner_->layer_name(layer) + " backward", runner_->backward_cost(layer),
-                   [&] { grad = runner_->backward(layer, grad); });
+void Engine::ensure_layer_gradients(std::size_t owner) {
+  if (!layer_grads_[owner].empty() || model_.owned[owner].empty()) return;
+  const int n = zero_group_->size();
+  std::int64_t total = 0;
+  for (std::size_t id : model_.owned[owner]) total += stage3_ ? shards_.shard_numel[id] * n : model_.params[id].numel;
+  layer_grads_[owner] = backend_->device().allocate(dtype_, total, MemoryTag::grads);
+  kernels::fill_zero(layer_grads_[owner].all());
+  std::vector<BufferView> views;
+  std::int64_t at = 0;
+  for (std::size_t id : model_.owned[owner]) {
+    views.push_back(layer_grads_[owner].view(at, model_.params[id].numel));
+    at += stage3_ ? shards_.shard_numel[id] * n : model_.params[id].numel;
   }
-  runner_->release_saved();
-  if (is_gradient_accumulation_boundary()) allreduce_gradients();
+  runner_->bind_gradients(owner, views);
+  layer_grads_pending_[owner] = static_cast<int>(model_.owned[owner].size());
 }
 
-void Engine::allreduce_gradients() {
-  // DeepSpeed's allreduce_bucket: by default divide after the sum (postscale), optionally
-  // pre-dividing by gradient_predivide_factor; with prescale_gradients divide before.
-  const double dp = static_cast<double>(dp_group_->size());
-  const double predivide = settings_.gradient_predivide_factor;
-  const std::int64_t bucket = std::max<std::int64_t>(1, settings_.allreduce_bucket_elements);
-  for (std::int64_t offset = 0; offset < grads_.numel(); offset += bucket) {
-    BufferView view = grads_.view(offset, std::min(bucket, grads_.numel() - offset));
-    if (settings_.prescale_gradients) {
-      if (settings_.gradient_average) kernels::scale(view, 1.0 / dp);
-      dp_group_->all_reduce(view)->wait();
-    } else {
-      if (predivide != 1.0) kernels::scale(view, 1.0 / predivide);
-      dp_group_->all_reduce(view)->wait();
-      if (settings_.gradient_average && predivide != dp) kernels::scale(view, predivide / dp);
+void Engine::gradients_ready(std::size_t layer) {
+  comm::Device& device = backend_->device();
+  const int n = zero_group_->size();
+  for (std::size_t id : model_.grads_ready[layer]) {
+    const ModelParam& p = model_.params[id];
+    // Where the parameter's gradient sits in its owner's short-lived storage.
+    std::int64_t at = 0;
+    for (std::size_t other : model_.owned[p.layer]) {
+      if (other == id) break;
+      at += stage3_ ? shards_.shard_numel[other] * n : model_.params[other].numel;
+    }
+    if (p.group >= 0 && p.numel > 0) {
+      if (stage3_) {
+        const std::int64_t shard = shards_.shard_numel[id];
+        BufferView padded = layer_grads_[p.layer].view(at, shard * n);
+        Buffer mine = device.allocate(dtype_, shard, MemoryTag::temporaries);
+        reduce_scatter_with_predivide(*zero_group_, padded, mine.all(), averaging_of(settings_));
+        device.compute_stream().launch("accumulate grad shard", copy_cost(mine.bytes()),
+                                       [&] { kernels::accumulate(grads_.view(shards_.offset[id], shard), mine.all()); });
+      } else {
+        reducer_->add(id, layer_grads_[p.layer].view(at, p.numel));
+      }
+    }
+    if (--layer_grads_pending_[p.layer] == 0) {
+      runner_->bind_gradients(p.layer, {});
+      layer_grads_[p.layer].reset();
     }
   }
 }
 
-void Engine::clip_gradients() {
-  last_gradient_norm_ = std::sqrt(kernels::sum_of_squares(grads_.all()));
-  if (settings_.gradient_clipping <= 0.0) return;
-  // torch / DeepSpeed clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
-  double coefficient = settings_.gradient_clipping / (last_gradient_norm_ + 1e-6);
-  if (coefficient < 1.0) kernels::scale(grads_.all(), coefficient);
+void Engine::backward(const Activation& loss) {
+  // DeepSpeed scales the loss by 1/gradient_accumulation_steps so accumulated gradients average,
+  // and by the loss scale in fp16.
+  const double scale = loss_scale() / static_cast<double>(settings_.gradient_accumulation_steps);
+  Activation grad = runner_->loss_backward(loss, scale);
+  comm::Stream& compute = backend_->device().compute_stream();
+  const bool short_lived_grads = settings_.zero_stage >= 2;
+  for (std::size_t layer = runner_->layer_count(); layer-- > 0;) {
+    if (short_lived_grads) {
+      for (std::size_t owner : model_.owners_used[layer]) ensure_layer_gradients(owner);
+    }
+    if (stage3_) stage3_->before(layer, Pass::backward);
+    compute.launch(runner_->layer_name(layer) + " backward", runner_->backward_cost(layer),
+                   [&] { grad = runner_->backward(layer, grad); });
+    if (stage3_) stage3_->after(layer, Pass::backward);
+    if (short_lived_grads) gradients_ready(layer);
+  }
+  runner_->release_saved();
+  if (reducer_ && settings_.zero_stage == 2) reducer_->finish();
+  if (is_gradient_accumulation_boundary()) reduce_boundary_gradients();
 }
+
+void Engine::reduce_boundary_gradients() {
+  if (settings_.zero_stage == 0) {
+    // engine.allreduce_gradients -> buffered_allreduce_fallback: buckets of allreduce_bucket_size.
+    const std::int64_t bucket = std::max<std::int64_t>(1, settings_.allreduce_bucket_elements);
+    for (std::int64_t offset = 0; offset < grads_.numel(); offset += bucket) {
+      allreduce_with_predivide(*zero_group_, grads_.view(offset, std::min(bucket, grads_.numel() - offset)),
+                               averaging_of(settings_));
+    }
+  } else if (settings_.zero_stage == 1) {
+    // Stage 1 reduces at the boundary, parameter by parameter in the order gradients became ready.
+    for (std::size_t layer = model_.layer_count(); layer-- > 0;) {
+      for (std::size_t id : model_.grads_ready[layer]) {
+        if (model_.params[id].group >= 0 && model_.params[id].numel > 0) {
+          reducer_->add(id, grads_.view(flat_.offset[id], model_.params[id].numel));
+        }
+      }
+    }
+    reducer_->finish();
+  }
+}
+
+// ---- Step ----------------------------------------------------------------------------------------
+
+bool Engine::detect_overflow() {
+  bool local = false;
+  for (std::size_t g = 0; g < model_.groups.size(); ++g) local = local || kernels::has_inf_or_nan(compute_gradients_of_group(g));
+  if (settings_.zero_stage == 0) return local;  // reduced gradients are identical on every rank
+  Buffer flag = backend_->device().allocate(DType::f32, 1, MemoryTag::temporaries);
+  if (flag.has_data()) *flag.data_as<float>() = local ? 1.0f : 0.0f;
+  zero_group_->all_reduce(flag.all(), {.reduce_op = comm::ReduceOp::max})->wait();
+  return flag.has_data() && *flag.data_as<float>() > 0.0f;
+}
+
+double Engine::global_norm_squared(std::span<const BufferView> grads) {
+  double local = 0.0;
+  for (const auto& v : grads) local += kernels::sum_of_squares(v);
+  if (settings_.zero_stage == 0) return local;
+  // Per-partition sums combined over the group (the all-reduce adds them in rank order).
+  Buffer sum = backend_->device().allocate(DType::f64, 1, MemoryTag::temporaries);
+  if (sum.has_data()) *sum.data_as<double>() = local;
+  zero_group_->all_reduce(sum.all())->wait();
+  return sum.has_data() ? *sum.data_as<double>() : 0.0;
+}
+
+void Engine::apply_step(const std::vector<BufferView>& grads) {
+  comm::Device& device = backend_->device();
+  // Unscale and clip in one multiplication, as DeepSpeed's unscale_and_clip_grads: the norm is
+  // taken on the scaled gradients.
+  const double scale = loss_scale();
+  const double scaled_norm = std::sqrt(global_norm_squared(grads));
+  const double norm = scaled_norm / scale;
+  last_gradient_norm_ = std::isfinite(norm) ? norm : -1.0;
+  double combined = scale;
+  if (settings_.gradient_clipping > 0.0) {
+    const double clip = (norm + 1e-6) / settings_.gradient_clipping;
+    if (clip > 1.0) combined = clip * scale;
+  }
+  if (combined != 1.0) {
+    for (const auto& v : grads) kernels::scale(v, 1.0 / combined);
+  }
+  std::int64_t n = 0;
+  for (const auto& v : grads) n += v.numel;
+  // The optimizer reads parameters, gradients and two moments and writes three of them back
+  // (Adam's traffic; the kernels issue gives each optimizer its own cost).
+  device.compute_stream().launch("optimizer step",
+                                 {.op_class = comm::OpClass::optimizer, .flops = 12.0 * static_cast<double>(n),
+                                  .bytes_read = 16 * n, .bytes_written = 12 * n},
+                                 [&] { optimizer_->step(); });
+  if (master_.empty()) return;
+  // The updated fp32 master weights back into the compute-dtype parameters.
+  for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+    BufferView dst = compute_parameters_of_group(g);
+    BufferView src = master_.view(master_offset_[g], dst.numel);
+    device.compute_stream().launch("copy master to params", copy_cost(dst.bytes()), [&] { kernels::copy(dst, src); });
+  }
+  if (settings_.zero_stage == 1 || settings_.zero_stage == 2) {
+    // DeepSpeed 0.19.6 all-gathers each group's whole flat buffer once (all_gather_dp_groups).
+    for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+      const FlatGroupRegion& region = flat_.groups[g];
+      if (region.layout.padded_numel == 0) continue;
+      zero_group_->all_gather(compute_parameters_of_group(g), params_.view(region.base, region.layout.padded_numel))->wait();
+    }
+  }
+}
+
+void Engine::zero_gradients() { kernels::fill_zero(grads_.all()); }
 
 void Engine::step() {
   if (is_gradient_accumulation_boundary()) {
     if (!optimizer_) {
       throw ConfigError("optimizer", "", "step() needs an optimizer: pass one to initialize() or add an \"optimizer\" section");
     }
-    clip_gradients();
-    // The optimizer reads parameters, gradients and two moments and writes three of them back
-    // (Adam's traffic; the kernels issue gives each optimizer its own cost).
-    const std::int64_t n = params_.numel();
-    backend_->device().compute_stream().launch(
-        "optimizer step", {.op_class = comm::OpClass::optimizer, .flops = 12.0 * static_cast<double>(n),
-                           .bytes_read = 16 * n, .bytes_written = 12 * n},
-        [&] { optimizer_->step(); });
-    kernels::fill_zero(grads_.all());
-    if (scheduler_) scheduler_->step();
-    ++global_steps_;
+    const bool check = settings_.fp16 || (settings_.bf16 && settings_.bf16_config.check_grad_overflow);
+    const bool overflow = check && detect_overflow();
+    bool skipped = false;
+    if (scaler_) {
+      skipped = scaler_->update(overflow);
+    } else {
+      skipped = bf16_step_skipped(settings_.bf16_config, overflow);
+    }
+    const StepOutcome outcome = tracker_.record_step(skipped);
+    if (!skipped) {
+      std::vector<Buffer> fp32;
+      std::vector<BufferView> grads;
+      for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+        BufferView compute = compute_gradients_of_group(g);
+        if (dtype_ == DType::f32) {
+          grads.push_back(compute);
+          continue;
+        }
+        // The fp32 gradients of a mixed-precision step live only during the step.
+        fp32.push_back(backend_->device().allocate(DType::f32, compute.numel, MemoryTag::grads));
+        BufferView dst = fp32.back().all();
+        backend_->device().compute_stream().launch("grads to fp32", copy_cost(compute.bytes()),
+                                                   [&] { kernels::copy(dst, compute); });
+        grads.push_back(dst);
+      }
+      if (dtype_ != DType::f32) optimizer_->bind_gradients(grads);
+      apply_step(grads);
+    }
+    last_step_skipped_ = skipped;
+    zero_gradients();
+    if (scheduler_ && outcome.lr_scheduler_stepped) scheduler_->step();
     global_samples_ += settings_.train_batch_size;
   }
   ++micro_steps_;
@@ -217,6 +473,29 @@ std::vector<double> Engine::get_lr() const {
   if (!optimizer_) return lrs;
   for (const auto& group : optimizer_->param_groups()) lrs.push_back(group.lr);
   return lrs;
+}
+
+std::vector<float> Engine::full_parameters() {
+  comm::Device& device = backend_->device();
+  if (!device.has_data()) return {};
+  std::vector<float> out;
+  const int n = zero_group_->size();
+  for (std::size_t id = 0; id < model_.params.size(); ++id) {
+    const std::int64_t numel = model_.params[id].numel;
+    Buffer value = device.allocate(DType::f32, numel, MemoryTag::temporaries);
+    if (stage3_) {
+      const std::int64_t shard = shards_.shard_numel[id];
+      if (shard == 0) continue;
+      Buffer full = device.allocate(dtype_, shard * n, MemoryTag::temporaries);
+      zero_group_->all_gather(params_.view(shards_.offset[id], shard), full.all())->wait();
+      kernels::copy(value.all(), full.view(0, numel));
+    } else {
+      kernels::copy(value.all(), params_.view(flat_.offset[id], numel));
+    }
+    const float* v = value.data_as<float>();
+    out.insert(out.end(), v, v + numel);
+  }
+  return out;
 }
 
 }  // namespace twinspeed

@@ -1,36 +1,52 @@
 #pragma once
 // Engine: DeepSpeed's training engine for the plain (non-pipeline) route. LibTorch-free: it owns
-// the flat parameter and gradient Buffers, walks the model's layers through a LayerRunner, reduces
-// gradients through the backend's Comm, and applies the optimizer and LR scheduler at gradient
-// accumulation boundaries, as deepspeed.runtime.engine.DeepSpeedEngine does.
+// the parameter, gradient, master-weight and optimizer Buffers, walks the model's layers through a
+// LayerRunner, reduces gradients through the backend's Comm, and applies the optimizer and LR
+// scheduler at gradient accumulation boundaries, as deepspeed.runtime.engine.DeepSpeedEngine with
+// its ZeRO optimizers does.
 //
-// This version implements ZeRO stage 0 in fp32 (the ZeRO and precision issues extend it).
+// Memory per ZeRO stage (N = ranks of the ZeRO group, dp x sp; layouts in engine/zero/flat_plan.hpp;
+// the per-tag formula, and what it leaves out, in engine/core/zero_memory.hpp):
+//   stage 0: params and grads whole in the compute dtype; fp32 master copy of the whole model
+//            when the compute dtype is 16-bit; gradients all-reduced in buckets at the boundary.
+//   stage 1: params whole (padded flat layout), grads whole (same layout: this rank's partition is
+//            a contiguous view); fp32 master partition; gradients reduced through buckets at the
+//            boundary, each rank keeping its slices; after the step, one all-gather per group.
+//   stage 2: params whole; grads: this rank's partition only, accumulated every micro-step from
+//            short-lived per-layer gradient storage reduced through buckets as layers finish
+//            backward; fp32 master partition; one all-gather per group after the step.
+//   stage 3: params, grads and master: this rank's shard of every parameter; parameters gathered
+//            per layer (engine/zero/stage3_params.hpp); gradients reduce-scattered per parameter
+//            as layers finish backward.
+// Mixed precision: fp16 scales the loss (engine/precision/loss_scaler.hpp) and skips steps whose
+// gradients overflow on any rank; bf16 skips them when bf16.check_grad_overflow is set. The fp32
+// gradients the optimizer reads exist only during the step.
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
-#include <memory>
 #include <vector>
 
 #include "engine/comm/backend.hpp"
 #include "engine/model/layer_runner.hpp"
 #include "engine/optim/lr_scheduler.hpp"
 #include "engine/optim/optimizer.hpp"
+#include "engine/precision/loss_scaler.hpp"
+#include "engine/precision/step_accounting.hpp"
 #include "engine/runtime/engine_settings.hpp"
 #include "engine/runtime/process_groups.hpp"
+#include "engine/zero/flat_plan.hpp"
+#include "engine/zero/model_layout.hpp"
 
 namespace twinspeed {
 
-// DeepSpeed's model_parameters as param groups: the indices of a group's parameters in the
-// runner's order (layer by layer, each layer's parameters in order) and what it overrides.
-struct ParamGroupSpec {
-  std::vector<std::size_t> parameters;
-  std::optional<double> lr;
-  std::optional<double> weight_decay;
-};
+class BucketReducer;
+class Stage3Params;
 
-// Builds the optimizer once the engine knows where each param group lives.
+// Builds the optimizer once the engine knows where each param group lives: `groups` are fp32
+// views (master weights, or the parameters themselves in fp32 ZeRO-0).
 using OptimizerFactory =
     std::function<std::unique_ptr<Optimizer>(comm::Device&, std::span<const FlatParamGroup> groups)>;
 
@@ -58,54 +74,88 @@ class Engine {
 
   // Runs the layers on one micro-batch and returns the (unscaled) scalar loss.
   Activation forward(const Activation& inputs, const Activation& labels);
-  // Back-propagates loss / gradient_accumulation_steps into the flat gradients; at an accumulation
-  // boundary, reduces gradients over the data-parallel group.
+  // Back-propagates loss * loss_scale / gradient_accumulation_steps layer by layer and reduces
+  // gradients as the stage prescribes (ZeRO 2-3: every micro-step; 0-1: at the boundary).
   void backward(const Activation& loss);
-  // At an accumulation boundary: clips, steps the optimizer, zeroes gradients, steps the LR
-  // scheduler. Always advances the micro-step counter.
+  // At an accumulation boundary: checks overflow, unscales and clips, steps the optimizer (or
+  // skips the step), zeroes gradients, steps the LR scheduler unless skipped. Always advances the
+  // micro-step counter.
   void step();
 
   bool is_gradient_accumulation_boundary() const;
   std::int64_t micro_steps() const { return micro_steps_; }
-  std::int64_t global_steps() const { return global_steps_; }
+  std::int64_t global_steps() const { return tracker_.global_steps(); }
   std::int64_t global_samples() const { return global_samples_; }
-  // Norm of the gradients at the last applied step, before clipping.
+  std::int64_t skipped_steps() const { return tracker_.skipped_steps(); }
+  bool last_step_skipped() const { return last_step_skipped_; }
+  // Global norm of the (unscaled) gradients at the last boundary, before clipping; -1 when it
+  // was not finite (DeepSpeed's convention).
   double last_gradient_norm() const { return last_gradient_norm_; }
   double loss_value(const Activation& loss) const { return runner_->scalar(loss); }
   std::vector<double> get_lr() const;
-  double loss_scale() const { return 1.0; }
+  double loss_scale() const { return scaler_ ? scaler_->scale() : 1.0; }
+  DType compute_dtype() const { return dtype_; }
+  int zero_stage() const { return settings_.zero_stage; }
+
+  // Every parameter's current value in runner order, as fp32. Collective under ZeRO-3 (gathers
+  // each parameter): call it on every rank of the ZeRO group. Empty in shape-only fidelity.
+  std::vector<float> full_parameters();
 
   const EngineSettings& settings() const { return settings_; }
+  const ModelLayout& model_layout() const { return model_; }
   comm::Backend& backend() { return *backend_; }
   Optimizer& optimizer() { return *optimizer_; }
   LRScheduler* lr_scheduler() { return scheduler_.get(); }
   std::shared_ptr<Optimizer> shared_optimizer() { return optimizer_; }
   std::shared_ptr<LRScheduler> shared_lr_scheduler() { return scheduler_; }
+  // Stages 0-2: the flat parameter buffer (compute dtype); stage 3: this rank's shards.
   BufferView flat_parameters() const { return params_.all(); }
+  // Stages 0-1: the whole flat gradients; stage 2: this rank's partitions; stage 3: its shards.
   BufferView flat_gradients() const { return grads_.all(); }
 
  private:
-  void allocate_and_bind(const std::vector<ParamGroupSpec>& groups);
-  // Stamps the current step and micro-batch on everything the backend records.
+  void allocate();
+  void initialize_parameters();
+  void build_optimizer(EngineParts& parts);
   void set_trace_context();
-  void broadcast_parameters();
-  void allreduce_gradients();
-  void clip_gradients();
+  // Gradient storage of an owner layer while its gradients are being produced (stages 2-3).
+  void ensure_layer_gradients(std::size_t owner);
+  void gradients_ready(std::size_t layer);
+  void reduce_boundary_gradients();
+  // Views of the fp32 gradients of each param group for the optimizer.
+  std::vector<BufferView> master_gradient_views(const std::vector<Buffer>& fp32_grads) const;
+  BufferView compute_gradients_of_group(std::size_t g) const;
+  BufferView compute_parameters_of_group(std::size_t g) const;
+  bool detect_overflow();
+  double global_norm_squared(std::span<const BufferView> grads);
+  void apply_step(const std::vector<BufferView>& grads);
+  void zero_gradients();
 
   std::shared_ptr<comm::Backend> backend_;
   EngineSettings settings_;
   std::shared_ptr<LayerRunner> runner_;
   std::unique_ptr<ProcessGroups> groups_;
-  comm::CommPtr dp_group_;
+  comm::CommPtr zero_group_;
+  DType dtype_ = DType::f32;
+  ModelLayout model_;
+  FlatPlan flat_;
+  ShardPlan shards_;
   Buffer params_;
   Buffer grads_;
+  Buffer master_;
+  std::vector<std::int64_t> master_offset_;  // per group: first element in master_
+  std::vector<Buffer> layer_grads_;          // stages 2-3: per owner layer, while alive
+  std::vector<int> layer_grads_pending_;     // parameters of the owner still to reduce
+  std::unique_ptr<BucketReducer> reducer_;
+  std::unique_ptr<Stage3Params> stage3_;
   std::shared_ptr<Optimizer> optimizer_;
   std::shared_ptr<LRScheduler> scheduler_;
-  std::vector<FlatParamGroup> flat_groups_;
+  std::unique_ptr<LossScaler> scaler_;
+  OverflowTracker tracker_;
   std::int64_t micro_steps_ = 0;
-  std::int64_t global_steps_ = 0;
   std::int64_t global_samples_ = 0;
   double last_gradient_norm_ = 0.0;
+  bool last_step_skipped_ = false;
 };
 
 }  // namespace twinspeed

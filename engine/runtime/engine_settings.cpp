@@ -2,6 +2,11 @@
 
 namespace twinspeed {
 
+const Config& deepspeed_defaults() {
+  static const Config defaults = Config::from_json({{"train_micro_batch_size_per_gpu", 1}});
+  return defaults;
+}
+
 EngineSettings engine_settings_from(const Config& config) {
   EngineSettings s;
   s.mesh = config.mesh();
@@ -15,6 +20,9 @@ EngineSettings engine_settings_from(const Config& config) {
   s.zero_stage = config.zero().stage;
   s.fp16 = config.fp16().enabled;
   s.bf16 = config.bf16().enabled;
+  s.zero = config.zero();
+  s.fp16_config = config.fp16();
+  s.bf16_config = config.bf16();
   s.steps_per_print = static_cast<int>(config.steps_per_print().value_or(0));
   s.optimizer = config.optimizer();
   s.scheduler = config.scheduler();

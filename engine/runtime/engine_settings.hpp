@@ -13,6 +13,9 @@
 namespace twinspeed {
 
 
+// A configuration naming only a micro-batch of 1: every section at DeepSpeed 0.19.6's defaults.
+const Config& deepspeed_defaults();
+
 struct EngineSettings {
   MeshShape mesh;
   std::int64_t train_batch_size = 1;
@@ -29,6 +32,11 @@ struct EngineSettings {
   std::int64_t allreduce_bucket_elements = 500'000'000;
   bool fp16 = false;
   bool bf16 = false;
+  // The sections as DeepSpeed resolves them; a default-constructed EngineSettings holds
+  // DeepSpeed 0.19.6's defaults (deepspeed_defaults()).
+  ZeroConfig zero = deepspeed_defaults().zero();
+  Fp16Config fp16_config = deepspeed_defaults().fp16();
+  Bf16Config bf16_config = deepspeed_defaults().bf16();
   int steps_per_print = 10;
   NamedSection optimizer;
   NamedSection scheduler;

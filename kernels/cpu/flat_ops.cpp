@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "engine/core/errors.hpp"
 #include "kernels/common/convert.hpp"
@@ -71,6 +72,48 @@ void fill_zero(BufferView x) {
 void scale(BufferView x, double factor) {
   auto f = static_cast<float>(factor);
   map_elements(x, "scale", [f](float v) { return v * f; });
+}
+
+namespace {
+
+void require_same_numel(const char* op, BufferView dst, BufferView src) {
+  if (dst.numel != src.numel) {
+    throw Error(fmt::format("kernels::{}: destination of {} and source of {} elements", op, dst.numel, src.numel));
+  }
+}
+
+// Calls store(i, value) for every element of dst with value = fn(dst[i], src[i]) in fp32.
+template <typename Fn>
+void combine(BufferView dst, BufferView src, const char* op, Fn fn) {
+  require_same_numel(op, dst, src);
+  if (!dst.has_data() || !src.has_data()) return;
+  if (dst.dtype() == DType::f32 && src.dtype() == DType::f32) {
+    float* d = dst.data_as<float>();
+    const float* s = src.data_as<float>();
+    for (std::int64_t i = 0; i < dst.numel; ++i) d[i] = fn(d[i], s[i]);
+    return;
+  }
+  // Read the source into fp32 once, then map the destination through it.
+  std::vector<float> values(static_cast<std::size_t>(src.numel));
+  visit_elements(src, op, [&](std::int64_t i, float v) { values[static_cast<std::size_t>(i)] = v; });
+  std::int64_t i = 0;
+  map_elements(dst, op, [&](float d) { return fn(d, values[static_cast<std::size_t>(i++)]); });
+}
+
+}  // namespace
+
+void copy(BufferView dst, BufferView src) {
+  require_same_numel("copy", dst, src);
+  if (!dst.has_data() || !src.has_data()) return;
+  if (dst.dtype() == src.dtype()) {
+    std::memmove(dst.data(), src.data(), static_cast<std::size_t>(dst.bytes()));
+    return;
+  }
+  combine(dst, src, "copy", [](float, float s) { return s; });
+}
+
+void accumulate(BufferView dst, BufferView src) {
+  combine(dst, src, "accumulate", [](float d, float s) { return d + s; });
 }
 
 double sum_of_squares(BufferView x) {

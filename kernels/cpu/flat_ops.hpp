@@ -13,6 +13,11 @@ namespace twinspeed::kernels {
 void fill_zero(BufferView x);
 // x *= factor. fp32, bf16 (through fp32) and fp16 (through fp32).
 void scale(BufferView x, double factor);
+// dst = src, converting between floating dtypes (fp32, bf16, fp16; 16-bit through fp32, round to
+// nearest even). Same element count.
+void copy(BufferView dst, BufferView src);
+// dst += src, converting as copy does (the sum is formed in fp32, then rounded to dst's dtype).
+void accumulate(BufferView dst, BufferView src);
 // Sum of x^2, accumulated in double.
 double sum_of_squares(BufferView x);
 // True when any element is inf or NaN.
