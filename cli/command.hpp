@@ -11,5 +11,6 @@ namespace twinspeed::cli {
 void register_config_commands(CLI::App& app);
 void register_demo_command(CLI::App& app);
 void register_presets_command(CLI::App& app);
+void register_simulate_command(CLI::App& app);
 
 }  // namespace twinspeed::cli

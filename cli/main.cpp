@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   cli::register_config_commands(app);
   cli::register_demo_command(app);
   cli::register_presets_command(app);
+  cli::register_simulate_command(app);
 
   try {
     app.parse(argc, argv);

@@ -5,6 +5,7 @@
 #     [EXIT_CODE <n>]                           # default 0
 #     [STDOUT <file>] [STDERR <file>]           # exact expected output, relative to tests/cli/
 #     [STDOUT_PATTERNS <file>] [STDERR_PATTERNS <file>]   # pattern files, syntax in run_golden.cmake
+#     [STDOUT_JSON <file>]                      # JSON field checks of stdout, syntax in run_golden.cmake
 #     [LABELS <labels...>])                     # "cli" is always added
 #
 # The test is "cli.NAME". TWINSPEED_UPDATE_GOLDEN=1 in the environment rewrites the exact files
@@ -12,14 +13,14 @@
 set(TS_CLI_GOLDEN_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 function(ts_cli_golden_test name)
-  cmake_parse_arguments(ARG "" "EXIT_CODE;STDOUT;STDERR;STDOUT_PATTERNS;STDERR_PATTERNS" "ARGS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "EXIT_CODE;STDOUT;STDERR;STDOUT_PATTERNS;STDERR_PATTERNS;STDOUT_JSON" "ARGS;LABELS" ${ARGN})
   if(NOT DEFINED ARG_EXIT_CODE)
     set(ARG_EXIT_CODE 0)
   endif()
   # "|" separates the arguments: a CMake list would be split by add_test itself.
   string(JOIN "|" joined_args ${ARG_ARGS})
   set(expect)
-  foreach(kind STDOUT STDERR STDOUT_PATTERNS STDERR_PATTERNS)
+  foreach(kind STDOUT STDERR STDOUT_PATTERNS STDERR_PATTERNS STDOUT_JSON)
     if(ARG_${kind})
       list(APPEND expect "-D${kind}=${TS_CLI_GOLDEN_DIR}/${ARG_${kind}}")
     endif()

@@ -9,6 +9,12 @@
 #   first: <regex>      the first line of the output matches
 #   contains: <regex>   some line of the output matches
 #   absent: <regex>     no line of the output matches
+#
+# JSON files (STDOUT_JSON) check stdout as one JSON document, one check per line; a path is member
+# names and array indices separated by spaces (CMake's string(JSON)):
+#   has: <path>                  the value exists
+#   equals: <path> = <text>      the value (a string's text, a number or literal as written) is text
+#   type: <path> = <TYPE>        NULL, NUMBER, STRING, BOOLEAN, ARRAY or OBJECT
 cmake_minimum_required(VERSION 3.20)
 
 string(REPLACE "|" ";" args "${ARGS}")
@@ -75,6 +81,37 @@ function(check_patterns stream pattern_file actual)
   endforeach()
   set(failures "${failures}${found}" PARENT_SCOPE)
 endfunction()
+
+function(check_json json_file actual)
+  file(STRINGS ${json_file} checks)
+  set(found "")
+  foreach(check IN LISTS checks)
+    if(check MATCHES "^[ \t]*(#|$)")
+      continue()
+    elseif(check MATCHES "^(has|equals|type): ([^=]*[^ =])( = (.*))?$")
+      set(kind "${CMAKE_MATCH_1}")
+      set(expected "${CMAKE_MATCH_4}")
+      separate_arguments(path UNIX_COMMAND "${CMAKE_MATCH_2}")
+      if(kind STREQUAL "type")
+        string(JSON value ERROR_VARIABLE error TYPE "${actual}" ${path})
+      else()
+        string(JSON value ERROR_VARIABLE error GET "${actual}" ${path})
+      endif()
+      if(error)
+        string(APPEND found "stdout JSON: ${CMAKE_MATCH_2}: ${error}\n")
+      elseif(NOT kind STREQUAL "has" AND NOT "${value}" STREQUAL "${expected}")
+        string(APPEND found "stdout JSON: ${CMAKE_MATCH_2} is '${value}', expected '${expected}'\n")
+      endif()
+    else()
+      string(APPEND found "${json_file}: cannot read the check '${check}'\n")
+    endif()
+  endforeach()
+  set(failures "${failures}${found}" PARENT_SCOPE)
+endfunction()
+
+if(DEFINED STDOUT_JSON)
+  check_json(${STDOUT_JSON} "${stdout_text}")
+endif()
 
 foreach(stream stdout stderr)
   string(TOUPPER ${stream} kind)

@@ -69,7 +69,8 @@ TEST(SpecLayerRunner, ParametersAndCostsAreTheSpecs) {
     for (std::size_t k = 0; k < specs[i].params.size(); ++k) {
       EXPECT_EQ(runner.parameters(i)[k].shape, specs[i].params[k].shape) << specs[i].params[k].name;
     }
-    EXPECT_EQ(runner.forward_cost(i).op_class, comm::OpClass::matmul);
+    EXPECT_EQ(runner.forward_cost(i).op_class,
+              specs[i].forward_flops > 0 ? comm::OpClass::matmul : comm::OpClass::elementwise);
     EXPECT_EQ(runner.forward_cost(i).flops, static_cast<double>(specs[i].forward_flops)) << specs[i].name;
     EXPECT_EQ(runner.backward_cost(i).flops, static_cast<double>(specs[i].backward_flops)) << specs[i].name;
     // FLOP-free layers still move bytes, so they take time.

@@ -40,6 +40,11 @@ void check_shape(const Activation& a, const std::vector<i64>& expected, std::str
   }
 }
 
+// The spec counts matmul FLOPs only; a layer without any (embedding, norms) is memory-bound work.
+comm::OpClass op_class(const LayerSpec& spec) {
+  return spec.forward_flops > 0 ? comm::OpClass::matmul : comm::OpClass::elementwise;
+}
+
 }  // namespace
 
 Activation make_shape_activation(std::vector<std::int64_t> shape) {
@@ -220,6 +225,12 @@ Activation SpecLayerRunner::backward(std::size_t layer, const Activation& grad_o
 }
 
 Activation SpecLayerRunner::loss(const Activation& output, const Activation& labels) {
+  if (output.shape() == input_shape(0) && saved_.front().empty()) {
+    // The micro-batch reached the loss untouched: no layer's forward ran.
+    throw Error("SpecLayerRunner::loss: no layer's forward ran on this micro-batch; in shape fidelity the engine must "
+                "call LayerRunner::forward/backward itself (Stream::launch runs its function only in numeric "
+                "fidelity)");
+  }
   check_shape(output, output_shape(layers_.size() - 1), "SpecLayerRunner::loss (logits)");
   check_shape(labels, input_shape(0), "SpecLayerRunner::loss (labels)");
   return make_shape_activation({});
@@ -249,7 +260,7 @@ comm::ComputeCost SpecLayerRunner::forward_cost(std::size_t layer) const {
   const LayerSpec& spec = layers_.at(layer);
   const i64 input = spec.kind == LayerKind::embedding ? element_count(input_shape(layer)) * 8  // int64 token ids
                                                       : bytes_of(input_shape(layer));
-  return {.op_class = comm::OpClass::matmul,
+  return {.op_class = op_class(spec),
           .flops = static_cast<double>(spec.forward_flops),
           .bytes_read = param_traffic_bytes(layer) + input,
           .bytes_written = bytes_of(output_shape(layer))};
@@ -259,7 +270,7 @@ comm::ComputeCost SpecLayerRunner::backward_cost(std::size_t layer) const {
   const LayerSpec& spec = layers_.at(layer);
   const i64 params = param_traffic_bytes(layer);
   const i64 grad_input = spec.kind == LayerKind::embedding ? 0 : bytes_of(input_shape(layer));
-  comm::ComputeCost cost{.op_class = comm::OpClass::matmul,
+  comm::ComputeCost cost{.op_class = op_class(spec),
                          .flops = static_cast<double>(spec.backward_flops),
                          .bytes_read = params + bytes_of(output_shape(layer)) + spec.activation_bytes(options_.recompute),
                          .bytes_written = params + grad_input};

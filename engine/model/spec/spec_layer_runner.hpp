@@ -73,7 +73,7 @@ class SpecLayerRunner final : public LayerRunner {
   Activation loss_backward(const Activation& loss, double scale) override;
   double scalar(const Activation& value) const override;
   void release_saved() override;
-  // The spec's FLOPs as matmul work (op class matmul), plus the bytes the layer reads and writes
+  // The spec's FLOPs as matmul work (op class matmul; elementwise for a layer without FLOPs), plus the bytes the layer reads and writes
   // once: its parameters (the embedding only the rows it looks up), its input and output, and in
   // backward its saved activations and parameter gradients, so FLOP-free layers (embedding, norms)
   // cost their memory traffic. Under full recompute a block's backward also pays its forward.

@@ -1,0 +1,182 @@
+// `twinspeed simulate --config FILE --model M --cluster C --world N --steps K [...]`: trains the model
+// with the DeepSpeed config on a simulated cluster, one Engine per rank, and reports per-step loss,
+// LR, loss scale, skipped steps and virtual step time, and per-rank peak memory by tag
+// (docs/CLI.md "simulate"). The run is cli/simulate_run.cpp; the numeric model is the only
+// LibTorch part (cli/simulate_numeric.cpp).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "cli/command.hpp"
+#include "cli/progress.hpp"
+#include "cli/simulate_numeric.hpp"
+#include "cli/simulate_report.hpp"
+#include "cli/simulate_run.hpp"
+#include "engine/core/errors.hpp"
+#include "engine/core/trace_chrome.hpp"
+#include "engine/mesh/device_mesh.hpp"
+#include "sim/presets/cluster_file.hpp"
+#include "sim/presets/presets.hpp"
+
+namespace twinspeed::cli {
+
+namespace {
+
+struct SimulateArgs {
+  std::string config;
+  std::string model;
+  std::string cluster;
+  int world = 1;
+  int steps = 1;
+  std::int64_t seq = 0;
+  CLI::Option* seq_option = nullptr;
+  std::string fidelity;  // empty: chosen from the host memory estimate
+  bool all_ranks = false;
+  std::uint64_t seed = 0;
+  std::string trace;
+  bool json = false;
+  bool per_rank = false;
+  bool no_progress = false;
+};
+
+// A cluster preset name, or a twinspeed.cluster/1 file (a path: it has a '/' or ends in .json).
+sim::ClusterSpec resolve_cluster(const std::string& name) {
+  const std::filesystem::path path(name);
+  if (name.find('/') != std::string::npos || path.extension() == ".json") return sim::load_cluster_file(path);
+  return sim::cluster_preset(name, "--cluster");
+}
+
+// --seq, else the model's own length (a preset's n_positions is its training length), capped at 4096.
+std::pair<std::int64_t, std::string> resolve_seq(const SimulateArgs& args, const ModelConfig& model) {
+  if (args.seq_option->count() > 0) return {args.seq, "--seq"};
+  const char* key = model.model_type == "gpt2" ? "n_positions" : "max_position_embeddings";
+  const bool preset = args.model.find('/') == std::string::npos && !args.model.ends_with(".json");
+  return {default_seq_len(model), fmt::format("{}min({} {}, 4096)", preset ? "preset " + args.model + ": " : "", key,
+                                              model.max_positions)};
+}
+
+struct FidelityChoice {
+  sim::Fidelity fidelity = sim::Fidelity::shape;
+  std::string source;
+  std::optional<std::string> note;
+};
+
+// Numeric unless the whole cluster's estimated host bytes exceed half the host's memory.
+FidelityChoice choose_fidelity(const SimulateArgs& args, const Config& config, const ModelConfig& model,
+                               std::int64_t seq_len) {
+  if (args.fidelity == "numeric") return {sim::Fidelity::numeric, "--fidelity", {}};
+  if (args.fidelity == "shape") return {sim::Fidelity::shape, "--fidelity", {}};
+  const std::int64_t need = estimate_numeric_host_bytes(config, model, seq_len, RecomputeMode::none);
+  const std::optional<std::int64_t> host = host_memory_bytes();
+  const std::string estimate = fmt::format("numeric needs ~{} of host memory", format_bytes(need));
+  if (!host) {
+    return {sim::Fidelity::shape, "default: host memory unknown",
+            "cannot read /proc/meminfo; running shape-only (--fidelity numeric to force)"};
+  }
+  if (need > *host / 2) {
+    return {sim::Fidelity::shape, fmt::format("default: {}, more than half of {}", estimate, format_bytes(*host)),
+            fmt::format("{}, more than half of the host's {}: running shape-only (--fidelity numeric to force)",
+                        estimate, format_bytes(*host))};
+  }
+  if (!numeric_models_available()) {
+    return {sim::Fidelity::shape, "default: this build has no numeric model zoo",
+            "numeric fidelity needs the LibTorch model zoo, not in this build: running shape-only"};
+  }
+  return {sim::Fidelity::numeric, fmt::format("default: {}, within half of {}", estimate, format_bytes(*host)), {}};
+}
+
+void print_warning(const ReportWarning& w) {
+  std::fprintf(stderr, "%s: %s%s%s\n", w.note ? "note" : "warning", w.path.c_str(), w.path.empty() ? "" : ": ",
+               w.message.c_str());
+}
+
+void run_simulate(const SimulateArgs& args) {
+  const Config config = Config::load(args.config, LoadOptions{.world = args.world});
+  const ModelConfig model = load_model_preset(args.model);
+  const sim::ClusterSpec cluster = resolve_cluster(args.cluster);
+  const auto [seq_len, seq_source] = resolve_seq(args, model);
+  const FidelityChoice fidelity = choose_fidelity(args, config, model, seq_len);
+
+  SimulateReport report{.config_path = args.config, .model_name = args.model, .cluster_name = cluster.name,
+                        .config = &config, .model = &model, .cluster = &cluster, .seq_len = seq_len,
+                        .seq_source = seq_source, .fidelity = fidelity.fidelity,
+                        .fidelity_source = fidelity.source, .all_ranks = args.all_ranks,
+                        .per_rank = args.per_rank, .seed = args.seed};
+  for (const ConfigWarning& w : config.warnings()) report.warnings.push_back({w.path, w.message, w.note});
+  if (fidelity.note) report.warnings.push_back({"fidelity", *fidelity.note, true});
+  if (args.all_ranks) {
+    report.warnings.push_back({"--all-ranks", "the simulator runs every rank already (symmetric ranks are not "
+                                              "collapsed yet), so this changes nothing", true});
+  }
+  ProgressBar progress(args.steps, !args.no_progress);
+  const auto wall_start = std::chrono::steady_clock::now();
+  const SimulateResult result = run_simulation(
+      {.config = &config, .model = &model, .cluster = cluster, .steps = args.steps, .seq_len = seq_len,
+       .fidelity = fidelity.fidelity, .seed = args.seed, .recompute = RecomputeMode::none,
+       .make_model = fidelity.fidelity == sim::Fidelity::numeric ? RankModelFactory(make_numeric_rank_model)
+                                                                  : RankModelFactory(make_shape_rank_model),
+       .on_step = [&](std::int64_t step) { progress.update(step, fmt::format("step {}", step)); }});
+  progress.finish();
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  report.result = &result;
+  // After the run, so that when it fails the error is the first line of stderr.
+  for (const ReportWarning& w : report.warnings) print_warning(w);
+
+  if (!args.trace.empty()) {
+    const DeviceMesh mesh(config.mesh());
+    write_chrome_trace_file(result.cluster->trace_document([&](int rank) { return mesh.coord_of(rank); }), args.trace);
+    report.trace_path = args.trace;
+  }
+  if (args.json) {
+    std::printf("%s\n", simulate_json(report).dump(2).c_str());
+  } else {
+    print_simulate_table(report);
+  }
+  // Wall time varies from run to run: stderr, so stdout stays identical for identical runs.
+  std::fprintf(stderr, "note: simulate: %d ranks x %d steps simulated in %.2f s wall time%s\n", config.mesh().world(),
+               args.steps, wall_s, args.trace.empty() ? "" : fmt::format("; trace written to {}", args.trace).c_str());
+}
+
+}  // namespace
+
+void register_simulate_command(CLI::App& app) {
+  auto args = std::make_shared<SimulateArgs>();
+  auto* cmd = app.add_subcommand(
+      "simulate",
+      "Train a model with a DeepSpeed config on a simulated cluster (one engine per rank) and report\n"
+      "per-step loss, LR, loss scale, skipped steps and simulated step time, and per-rank peak memory\n"
+      "with the bytes of each tag live at the peak (docs/CLI.md \"simulate\").");
+  cmd->add_option("--config", args->config, "DeepSpeed JSON config")->required();
+  cmd->add_option("--model", args->model, "Model preset (gpt-bench, gpt2-small) or a Hugging Face config.json")
+      ->required();
+  cmd->add_option("--cluster", args->cluster,
+                  "Cluster preset (dgx-a100-80gb, dgx-h100, dgx-h200, vtrain-a100, local-cpu) or a cluster JSON file")
+      ->required();
+  cmd->add_option("--world", args->world, "Number of simulated ranks")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--steps", args->steps, "Optimizer steps (accumulation boundaries) to run")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  args->seq_option = cmd->add_option("--seq", args->seq,
+                                     "Sequence length (default: the model's n_positions / max_position_embeddings, "
+                                     "at most 4096)")
+                         ->check(CLI::PositiveNumber);
+  cmd->add_option("--fidelity", args->fidelity,
+                  "numeric (real CPU math on every rank) or shape (data-less buffers); default: numeric when the "
+                  "estimate fits in half the host memory")
+      ->check(CLI::IsMember({"numeric", "shape"}));
+  cmd->add_flag("--all-ranks", args->all_ranks,
+                "Simulate every rank rather than one per symmetric class (the simulator does so already)");
+  cmd->add_option("--seed", args->seed, "Seed of the numeric model's initialisation and synthetic data")
+      ->capture_default_str();
+  cmd->add_option("--trace", args->trace, "Write the run's Chrome trace (Perfetto) to this file, atomically");
+  cmd->add_flag("--json", args->json, "Print the JSON report (schema twinspeed.simulate/1) instead of the tables");
+  cmd->add_flag("--per-rank", args->per_rank, "Print every rank's memory, not only min / median / max");
+  cmd->add_flag("--no-progress", args->no_progress, "Never draw the progress bar (drawn on stderr only on a terminal)");
+  cmd->callback([args] { run_simulate(*args); });
+}
+
+}  // namespace twinspeed::cli

@@ -1,0 +1,47 @@
+#pragma once
+// What `twinspeed simulate` prints: the table (stdout by default) and the JSON report (--json),
+// both documented in docs/CLI.md "simulate".
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/simulate_run.hpp"
+
+namespace twinspeed::cli {
+
+struct ReportWarning {
+  std::string path;
+  std::string message;
+  bool note = false;
+};
+
+struct SimulateReport {
+  std::string config_path;
+  std::string model_name;  // the --model argument
+  std::string cluster_name;
+  const Config* config = nullptr;
+  const ModelConfig* model = nullptr;
+  const sim::ClusterSpec* cluster = nullptr;
+  std::int64_t seq_len = 0;
+  std::string seq_source;       // "--seq", or how the default was derived
+  sim::Fidelity fidelity = sim::Fidelity::shape;
+  std::string fidelity_source;  // "--fidelity", or why the default was chosen
+  bool all_ranks = false;
+  bool per_rank = false;
+  std::uint64_t seed = 0;
+  std::optional<std::string> trace_path;
+  std::vector<ReportWarning> warnings;
+  const SimulateResult* result = nullptr;
+};
+
+// "1.50 GiB", "12.00 MiB", "512 B": binary units.
+std::string format_bytes(std::int64_t bytes);
+
+void print_simulate_table(const SimulateReport& report);
+nlohmann::ordered_json simulate_json(const SimulateReport& report);
+
+}  // namespace twinspeed::cli

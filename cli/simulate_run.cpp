@@ -1,0 +1,173 @@
+#include "cli/simulate_run.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "engine/comm/registry.hpp"
+#include "engine/core/errors.hpp"
+#include "engine/core/zero_memory.hpp"
+#include "engine/mesh/device_mesh.hpp"
+#include "engine/runtime/engine.hpp"
+#include "sim/preset_costs.hpp"
+#include "sim/sim_device.hpp"
+
+namespace twinspeed::cli {
+
+namespace {
+
+using i64 = std::int64_t;
+
+// What one rank saw, step by step.
+struct RankTimeline {
+  std::vector<double> mean_loss;  // mean over the step's micro-batches
+  std::vector<double> lr;
+  std::vector<double> loss_scale;
+  std::vector<i64> skipped_steps;
+  std::vector<i64> end_ns;  // compute-stream clock after the step
+  i64 setup_end_ns = 0;
+};
+
+sim::SimStream& compute_clock(comm::Backend& backend) {
+  auto* device = dynamic_cast<sim::SimDevice*>(&backend.device());
+  if (device == nullptr) throw Error("twinspeed simulate: the rank's device is not a simulated device");
+  return device->compute();
+}
+
+SpecOptions spec_sizes(const Config& config, std::int64_t seq_len, DType dtype) {
+  return {.micro_batch = config.batch().train_micro_batch_size_per_gpu,
+          .seq_len = seq_len,
+          .tp = config.mesh().tp,
+          .sp = config.mesh().sp,
+          .tp_sp = false,
+          .dtype_bytes = static_cast<i64>(dtype_size(dtype))};
+}
+
+}  // namespace
+
+DType config_compute_dtype(const Config& config) {
+  if (config.bf16().enabled) return DType::bf16;
+  if (config.fp16().enabled) return DType::f16;
+  return DType::f32;
+}
+
+RankModel make_shape_rank_model(const RankModelRequest& request) {
+  auto runner = std::make_shared<SpecLayerRunner>(*request.model, request.spec);
+  const SpecLayerRunner::MicroBatch batch = runner->micro_batch();
+  return {.runner = runner, .batch = [batch](std::int64_t) { return std::make_pair(batch.inputs, batch.labels); }};
+}
+
+SimulateResult run_simulation(const SimulateRequest& request) {
+  const Config& config = *request.config;
+  const MeshShape& mesh = config.mesh();
+  const int world = mesh.world();
+  const DType dtype = config_compute_dtype(config);
+  const EngineSettings settings = engine_settings_from(config);
+  const i64 accumulation = settings.gradient_accumulation_steps;
+  const SpecRunnerOptions spec{.spec = spec_sizes(config, request.seq_len, dtype), .dtype = dtype,
+                               .recompute = request.recompute};
+  const DeviceMesh device_mesh(mesh);
+
+  SimulateResult result;
+  result.compute_dtype = dtype;
+  result.total_params = total_param_count(build_layer_specs(*request.model, spec.spec));
+  result.cluster = std::make_shared<sim::SimCluster>(sim::cluster_options(request.cluster, world, request.fidelity, dtype));
+
+  std::vector<RankTimeline> timelines(static_cast<std::size_t>(world));
+  result.cluster->run([&](comm::Backend&) {
+    // The ordinary way a rank finds its backend (inside run(), the calling rank's).
+    std::shared_ptr<comm::Backend> backend = comm::create_backend("sim", {});
+    const int rank = backend->rank();
+    const MeshCoordinates coord = device_mesh.coord_of(rank);
+    RankModel model = request.make_model({.model = request.model, .spec = spec, .rank = rank, .dp_rank = coord.dp,
+                                          .dp_size = mesh.dp, .seed = request.seed});
+    Engine engine(EngineParts{.backend = backend, .settings = settings, .runner = model.runner});
+    sim::SimStream& clock = compute_clock(*backend);
+    RankTimeline& t = timelines[static_cast<std::size_t>(rank)];
+    t.setup_end_ns = clock.clock_ns();
+    i64 micro = 0;
+    for (int step = 0; step < request.steps; ++step) {
+      double loss_sum = 0.0, lr = 0.0;
+      for (i64 k = 0; k < accumulation; ++k) {
+        auto [inputs, labels] = model.batch(micro++);
+        Activation loss = engine.forward(inputs, labels);
+        engine.backward(loss);
+        // The LR this step's update uses (the scheduler moves it after the step).
+        if (engine.is_gradient_accumulation_boundary() && !engine.get_lr().empty()) lr = engine.get_lr()[0];
+        engine.step();
+        loss_sum += engine.loss_value(loss);
+      }
+      t.mean_loss.push_back(loss_sum / static_cast<double>(accumulation));
+      t.lr.push_back(lr);
+      t.loss_scale.push_back(engine.loss_scale());
+      t.skipped_steps.push_back(engine.skipped_steps());
+      t.end_ns.push_back(clock.clock_ns());
+      if (rank == 0 && request.on_step) request.on_step(step + 1);
+    }
+  });
+
+  // One loss per data-parallel replica: its first tp/sp rank of the last pipeline stage.
+  std::vector<int> replica_ranks;
+  for (int r = 0; r < world; ++r) {
+    const MeshCoordinates c = device_mesh.coord_of(r);
+    if (c.tp == 0 && c.sp == 0 && c.pp == mesh.pp - 1) replica_ranks.push_back(r);
+  }
+  i64 previous_end = 0;
+  for (const RankTimeline& t : timelines) previous_end = std::max(previous_end, t.setup_end_ns);
+  result.setup_time_ns = previous_end;
+  for (int step = 0; step < request.steps; ++step) {
+    const auto s = static_cast<std::size_t>(step);
+    StepReport report{.step = step + 1};
+    double loss = 0.0;
+    for (int r : replica_ranks) loss += timelines[static_cast<std::size_t>(r)].mean_loss[s];
+    loss /= static_cast<double>(replica_ranks.size());
+    if (std::isfinite(loss)) report.loss = loss;
+    const RankTimeline& first = timelines.front();
+    report.lr = first.lr[s];
+    report.loss_scale = first.loss_scale[s];
+    report.skipped_steps = first.skipped_steps[s];
+    report.skipped = report.skipped_steps > (step == 0 ? 0 : first.skipped_steps[s - 1]);
+    i64 end = 0;
+    for (const RankTimeline& t : timelines) end = std::max(end, t.end_ns[s]);
+    report.step_time_ns = end - previous_end;
+    previous_end = end;
+    result.steps.push_back(report);
+  }
+  result.total_time_ns = previous_end;
+  for (int r = 0; r < world; ++r) result.memory.push_back(result.cluster->memory(r));
+  return result;
+}
+
+std::int64_t estimate_numeric_host_bytes(const Config& config, const ModelConfig& model, std::int64_t seq_len,
+                                         RecomputeMode recompute) {
+  const DType dtype = config_compute_dtype(config);
+  const auto specs = build_layer_specs(model, spec_sizes(config, seq_len, dtype));
+  const std::vector<std::vector<i64>> groups{{total_param_count(specs)}};
+  const MeshShape& mesh = config.mesh();
+  const ZeroRankBytes zero = zero_memory_per_rank(groups,
+                                                  {.stage = config.zero().stage,
+                                                   .world = mesh.dp * mesh.sp,
+                                                   .param_dtype = dtype,
+                                                   .grad_dtype = dtype,
+                                                   .master_dtype = DType::f32},
+                                                  0);
+  i64 activations = 0;
+  for (const LayerSpec& layer : specs) activations += layer.activation_bytes(recompute);
+  return (zero.total() + activations) * mesh.world();
+}
+
+std::optional<std::int64_t> host_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string line;
+  while (std::getline(meminfo, line)) {
+    std::istringstream fields(line);
+    std::string key, unit;
+    i64 value = 0;
+    if (fields >> key >> value >> unit && key == "MemTotal:" && unit == "kB") return value * 1024;
+  }
+  return std::nullopt;
+}
+
+}  // namespace twinspeed::cli
