@@ -49,7 +49,7 @@ ZeroRankBytes zero_memory_per_rank(std::span<const std::vector<std::int64_t>> pa
       break;
     case 1:
       param_elems = flat_padded;
-      grad_elems = model;
+      grad_elems = flat_padded;
       master_elems = flat_partition;
       break;
     case 2:

@@ -4,7 +4,7 @@
 // byte with what an engine allocates. For a model of Psi elements, N ranks, K optimizer bytes per
 // element, mixed precision (2-byte params and grads, fp32 master):
 //   stage 0: params 2Psi, grads 2Psi, master 4Psi, states K*Psi          (all replicated)
-//   stage 1: params 2Psi, grads 2Psi, master 4Psi/N, states K*Psi/N
+//   stage 1: params 2Psi, grads 2Psi, master 4Psi/N, states K*Psi/N   (grads: padded layout)
 //   stage 2: params 2Psi, grads 2Psi/N, master 4Psi/N, states K*Psi/N
 //   stage 3: everything /N
 // where "Psi" means the padded flat buffer of each group (stages 1-2) or the sum of the padded
@@ -12,8 +12,14 @@
 //   params         stage 0: the model's parameters, unpadded; stages 1-2: each group's whole padded
 //                  flat buffer; stage 3: each parameter's ceil(numel/N) shard (gathered copies are
 //                  transient and not counted).
-//   grads          stages 0-1: the parameters' .grad tensors, unpadded (not flat-aligned); stage 2:
-//                  the rank's padded partition of every group; stage 3: the per-parameter shards.
+//   grads          stage 0: the parameters' gradients, unpadded; stage 1: every group's whole padded
+//                  flat buffer (the gradients share the parameters' layout, so the rank's partition
+//                  is a contiguous view; DeepSpeed instead keeps each .grad plus a contiguous copy
+//                  of the partition's: about the same bytes); stage 2: the rank's padded partition
+//                  of every group; stage 3: the per-parameter shards.
+//                  Stages 2-3 also hold short-lived gradients of the layers in backward, and
+//                  mixed-precision steps fp32 gradients of the partition during the step: not
+//                  steady state, not counted.
 //   master_params  stage 0: the whole model in master_dtype when param_dtype differs from it (else
 //                  the optimizer updates the parameters in place: 0); stages 1-3: always the rank's
 //                  partition in master_dtype (DeepSpeed clones the partition even for fp32).

@@ -415,6 +415,7 @@ void Engine::apply_step(const std::vector<BufferView>& grads) {
     BufferView src = master_.view(master_offset_[g], dst.numel);
     device.compute_stream().launch("copy master to params", copy_cost(dst.bytes()), [&] { kernels::copy(dst, src); });
   }
+  if (stage3_) stage3_->refresh_persistent();
   if (settings_.zero_stage == 1 || settings_.zero_stage == 2) {
     // DeepSpeed 0.19.6 all-gathers each group's whole flat buffer once (all_gather_dp_groups).
     for (std::size_t g = 0; g < model_.groups.size(); ++g) {

@@ -39,15 +39,29 @@ std::int64_t Stage3Params::missing_elements(std::size_t owner) const {
   return n;
 }
 
+void Stage3Params::issue_gather(std::size_t p) {
+  Gathered& g = gathered_[p];
+  const std::int64_t shard = plan_.shard_numel[p];
+  g.work = group_.all_gather(shards_.view(plan_.offset[p], shard), g.full.all(),
+                             {.stream = &device_.comm_stream("zero-gather")});
+}
+
 void Stage3Params::gather(std::size_t owner) {
-  comm::Stream& stream = device_.comm_stream("zero-gather");
   for (std::size_t p : model_.owned[owner]) {
     Gathered& g = gathered_[p];
     if (!g.full.empty() || model_.params[p].numel == 0) continue;
-    const std::int64_t shard = plan_.shard_numel[p];
-    g.full = device_.allocate(shards_.dtype(), shard * group_.size(), MemoryTag::params);
+    g.full = device_.allocate(shards_.dtype(), plan_.shard_numel[p] * group_.size(), MemoryTag::params);
     live_elements_ += g.full.numel();
-    g.work = group_.all_gather(shards_.view(plan_.offset[p], shard), g.full.all(), {.stream = &stream});
+    issue_gather(p);
+  }
+}
+
+void Stage3Params::refresh_persistent() {
+  for (std::size_t p = 0; p < gathered_.size(); ++p) {
+    Gathered& g = gathered_[p];
+    if (g.full.empty()) continue;
+    if (g.work) g.work->wait();
+    issue_gather(p);
   }
 }
 

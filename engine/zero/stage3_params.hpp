@@ -10,7 +10,8 @@
 //    elements in flight stay within stage3_prefetch_bucket_size and all gathered elements within
 //    stage3_max_live_parameters.
 //  - Persistence: a parameter with fewer than stage3_param_persistence_threshold elements is
-//    gathered once and never released (its shard is kept too).
+//    gathered once and never released (its shard is kept too); it is gathered again after every
+//    optimizer step.
 //  - Not modelled: stage3_max_reuse_distance (parameters are released after use whatever the
 //    distance to their next use) and the coalescing of a fetch into one collective (one all-gather
 //    per parameter: the same bytes, more launches).
@@ -48,6 +49,9 @@ class Stage3Params {
   void after(std::size_t layer, Pass pass);
   // Releases every non-persistent parameter (end of a backward pass, or abandoning a micro-step).
   void release_all();
+  // After the optimizer updated the shards: gathers the persistent parameters again (DeepSpeed
+  // all-gathers them after every step), so their whole copies see the update.
+  void refresh_persistent();
 
   // Elements gathered right now (persistent ones included).
   std::int64_t live_elements() const { return live_elements_; }
@@ -60,6 +64,7 @@ class Stage3Params {
   };
   std::size_t position(std::size_t layer, Pass pass) const;
   const std::vector<std::size_t>& owners_at(std::size_t position) const;
+  void issue_gather(std::size_t param);
   void gather(std::size_t owner);
   void wait_and_bind(std::size_t owner);
   void release(std::size_t owner);

@@ -197,7 +197,7 @@ RC_GTEST_PROP(ZeroMemoryProperty, PerRankBytesEqualThePartitionSizesTimesDtypeSi
   ZeroRankBytes expect;
   switch (stage) {
     case 0: expect = {model * p, model * gr, param_dtype == DType::f32 ? 0 : model * 4, model * state_bytes}; break;
-    case 1: expect = {flat * p, model * gr, owned * 4, owned * state_bytes}; break;
+    case 1: expect = {flat * p, flat * gr, owned * 4, owned * state_bytes}; break;
     case 2: expect = {flat * p, owned * gr, owned * 4, owned * state_bytes}; break;
     default: expect = {owned * p, owned * gr, owned * 4, owned * state_bytes}; break;
   }

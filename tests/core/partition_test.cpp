@@ -125,9 +125,9 @@ TEST(ZeroMemory, MixedPrecisionAdamOverFourRanksPerStage) {
   ZeroMemorySpec spec{.stage = 0, .world = 4, .param_dtype = DType::f16, .grad_dtype = DType::f16};
   // Stage 0: 13 elements everywhere, unpadded.
   EXPECT_EQ(zero_memory_per_rank(groups, spec, 0), (ZeroRankBytes{26, 26, 52, 104}));
-  // Stage 1: the padded flat buffer (16) of params; grads whole; master and states 4 per rank.
+  // Stage 1: the padded flat buffer (16) of params and of grads; master and states 4 per rank.
   spec.stage = 1;
-  EXPECT_EQ(zero_memory_per_rank(groups, spec, 3), (ZeroRankBytes{32, 26, 16, 32}));
+  EXPECT_EQ(zero_memory_per_rank(groups, spec, 3), (ZeroRankBytes{32, 32, 16, 32}));
   spec.stage = 2;
   EXPECT_EQ(zero_memory_per_rank(groups, spec, 1), (ZeroRankBytes{32, 8, 16, 32}));
   // Stage 3: shards of ceil(5/4) + ceil(7/4) + ceil(1/4) = 5 elements.
@@ -143,8 +143,8 @@ TEST(ZeroMemory, Fp32StageZeroHasNoMasterCopyButStagesOneToThreeDo) {
   ZeroMemorySpec spec{.stage = 0, .world = 2};
   EXPECT_EQ(zero_memory_per_rank(groups, spec, 0), (ZeroRankBytes{64, 64, 0, 128}));
   spec.stage = 1;
-  // Group 0: 13 -> 16 (8 per rank); group 1: 3 -> 4 (2 per rank).
-  EXPECT_EQ(zero_memory_per_rank(groups, spec, 1), (ZeroRankBytes{80, 64, 40, 80}));
+  // Group 0: 13 -> 16 (8 per rank); group 1: 3 -> 4 (2 per rank); grads in the padded layout.
+  EXPECT_EQ(zero_memory_per_rank(groups, spec, 1), (ZeroRankBytes{80, 80, 40, 80}));
 }
 
 TEST(ZeroMemory, InvalidSpecThrows) {

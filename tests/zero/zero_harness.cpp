@@ -1,0 +1,69 @@
+#include "tests/zero/zero_harness.hpp"
+
+#include "engine/config/config.hpp"
+#include "engine/core/trace_chrome.hpp"
+#include "engine/runtime/engine.hpp"
+#include "sim/cluster.hpp"
+
+namespace twinspeed::testing {
+
+nlohmann::json config_of(const RunSpec& spec) {
+  nlohmann::json zero = {{"stage", spec.stage}};
+  zero.update(spec.zero);
+  nlohmann::json c = {{"train_micro_batch_size_per_gpu", spec.micro},
+                      {"gradient_accumulation_steps", spec.gas},
+                      {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", 0.01}, {"weight_decay", 0.01}}}}},
+                      {"zero_optimization", zero}};
+  if (spec.precision == "bf16") c["bf16"] = {{"enabled", true}};
+  if (spec.precision == "fp16") c["fp16"] = {{"enabled", true}, {"initial_scale_power", 8}};
+  c.update(spec.config);
+  return c;
+}
+
+RunResult run(const RunSpec& spec) {
+  RunResult out;
+  const Config config = Config::from_json(config_of(spec), {.world = spec.world});
+  sim::SimCluster cluster({.world = spec.world, .capacity_bytes = spec.capacity_bytes});
+  out.memory_after_init.resize(static_cast<std::size_t>(spec.world));
+  out.memory_after_run.resize(static_cast<std::size_t>(spec.world));
+  cluster.run([&](comm::Backend& backend) {
+    auto runner = std::make_shared<ToyRunner>(spec.model);
+    for (const auto& [rank, micro, layer, index] : spec.overflows) runner->inject_overflow(rank, micro, layer, index);
+    Engine engine({.backend = std::shared_ptr<comm::Backend>(&backend, [](comm::Backend*) {}),
+                   .settings = engine_settings_from(config),
+                   .runner = runner});
+    const int r = backend.rank();
+    out.memory_after_init[static_cast<std::size_t>(r)] = backend.device().memory();
+    const std::int64_t in = spec.model.widths.front(), outs = spec.model.widths.back();
+    for (int s = 0; s < spec.steps; ++s) {
+      for (std::int64_t m = 0; m < spec.gas; ++m) {
+        const std::int64_t first = ((static_cast<std::int64_t>(s) * spec.world + r) * spec.gas + m) * spec.micro;
+        auto [x, t] = toy_batch(first, spec.micro, in, outs);
+        Activation loss = engine.forward(x, t);
+        if (r == 0) out.losses.push_back(engine.loss_value(loss));
+        engine.backward(loss);
+        engine.step();
+      }
+      std::vector<float> p = engine.full_parameters();  // collective under ZeRO-3
+      if (r == 0) {
+        out.params_per_step.push_back(p);
+        out.loss_scales.push_back(engine.loss_scale());
+        out.skipped.push_back(engine.last_step_skipped());
+        out.lrs.push_back(engine.get_lr().at(0));
+      }
+    }
+    if (r == 0) {
+      out.params = engine.full_parameters();
+      std::vector<std::int64_t> numels;
+      for (const auto& p : engine.model_layout().params) numels.push_back(p.numel);
+      out.numels = {numels};
+    } else {
+      engine.full_parameters();
+    }
+    out.memory_after_run[static_cast<std::size_t>(r)] = backend.device().memory();
+  });
+  out.trace = write_chrome_trace(cluster.trace_document());
+  return out;
+}
+
+}  // namespace twinspeed::testing

@@ -1,0 +1,47 @@
+#pragma once
+// Runs the engine with a ToyRunner on a simulated cluster and collects what the ZeRO tests compare.
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/comm/device.hpp"
+#include "tests/zero/toy_runner.hpp"
+
+namespace twinspeed::testing {
+
+struct RunSpec {
+  int world = 2;
+  int stage = 0;
+  std::int64_t micro = 2;
+  std::int64_t gas = 1;
+  int steps = 3;
+  std::string precision = "fp32";  // "fp32", "bf16", "fp16"
+  nlohmann::json zero = nlohmann::json::object();    // extra zero_optimization keys
+  nlohmann::json config = nlohmann::json::object();  // extra top-level keys (override)
+  ToyModel model;
+  std::int64_t capacity_bytes = 0;
+  // (rank, micro-step, layer, parameter index): +inf written into that gradient.
+  std::vector<std::tuple<int, std::int64_t, std::size_t, std::size_t>> overflows;
+};
+
+struct RunResult {
+  std::vector<float> params;          // rank 0's parameters after the run (runner order)
+  std::vector<std::vector<float>> params_per_step;  // rank 0's parameters after each step
+  std::vector<double> loss_scales;    // after each step
+  std::vector<bool> skipped;          // per step
+  std::vector<double> lrs;            // after each step
+  std::vector<double> losses;         // rank 0, per micro-step
+  std::vector<comm::MemoryStats> memory_after_init;  // per rank
+  std::vector<comm::MemoryStats> memory_after_run;   // per rank
+  std::vector<std::vector<std::int64_t>> numels;     // parameter numels per group (one group)
+  std::string trace;                  // Chrome trace of every rank
+};
+
+nlohmann::json config_of(const RunSpec& spec);
+RunResult run(const RunSpec& spec);
+
+}  // namespace twinspeed::testing
