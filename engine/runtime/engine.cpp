@@ -25,6 +25,20 @@ comm::ComputeCost copy_cost(std::int64_t bytes) {
   return {.op_class = comm::OpClass::copy, .bytes_read = bytes, .bytes_written = bytes};
 }
 
+// Runs work that must happen in both fidelities on a stream: inside the launch when there is data
+// (a real backend times it there), before a cost-only launch in shape-only fidelity, where launch
+// runs nothing but layer runners still account activations and issue their collectives and
+// optimizers still allocate their state.
+void launch_always(comm::Device& device, comm::Stream& stream, std::string_view name, const comm::ComputeCost& cost,
+                   const std::function<void()>& fn) {
+  if (device.has_data()) {
+    stream.launch(name, cost, fn);
+  } else {
+    fn();
+    stream.launch(name, cost, [] {});
+  }
+}
+
 GradAveraging averaging_of(const EngineSettings& s) {
   return {.average = s.gradient_average, .prescale = s.prescale_gradients, .predivide = s.gradient_predivide_factor};
 }
@@ -264,8 +278,8 @@ Activation Engine::forward(const Activation& inputs, const Activation& labels) {
   Activation x = inputs;
   for (std::size_t layer = 0; layer < runner_->layer_count(); ++layer) {
     if (stage3_) stage3_->before(layer, Pass::forward);
-    compute.launch(runner_->layer_name(layer) + " forward", runner_->forward_cost(layer),
-                   [&] { x = runner_->forward(layer, x); });
+    launch_always(backend_->device(), compute, runner_->layer_name(layer) + " forward", runner_->forward_cost(layer),
+                  [&] { x = runner_->forward(layer, x); });
     if (stage3_) stage3_->after(layer, Pass::forward);
   }
   return runner_->loss(x, labels);
@@ -330,8 +344,8 @@ void Engine::backward(const Activation& loss) {
       for (std::size_t owner : model_.owners_used[layer]) ensure_layer_gradients(owner);
     }
     if (stage3_) stage3_->before(layer, Pass::backward);
-    compute.launch(runner_->layer_name(layer) + " backward", runner_->backward_cost(layer),
-                   [&] { grad = runner_->backward(layer, grad); });
+    launch_always(backend_->device(), compute, runner_->layer_name(layer) + " backward",
+                  runner_->backward_cost(layer), [&] { grad = runner_->backward(layer, grad); });
     if (stage3_) stage3_->after(layer, Pass::backward);
     if (short_lived_grads) gradients_ready(layer);
   }
@@ -404,10 +418,10 @@ void Engine::apply_step(const std::vector<BufferView>& grads) {
   for (const auto& v : grads) n += v.numel;
   // The optimizer reads parameters, gradients and two moments and writes three of them back
   // (Adam's traffic; the kernels issue gives each optimizer its own cost).
-  device.compute_stream().launch("optimizer step",
-                                 {.op_class = comm::OpClass::optimizer, .flops = 12.0 * static_cast<double>(n),
-                                  .bytes_read = 16 * n, .bytes_written = 12 * n},
-                                 [&] { optimizer_->step(); });
+  launch_always(device, device.compute_stream(), "optimizer step",
+                {.op_class = comm::OpClass::optimizer, .flops = 12.0 * static_cast<double>(n), .bytes_read = 16 * n,
+                 .bytes_written = 12 * n},
+                [&] { optimizer_->step(); });
   if (master_.empty()) return;
   // The updated fp32 master weights back into the compute-dtype parameters.
   for (std::size_t g = 0; g < model_.groups.size(); ++g) {
