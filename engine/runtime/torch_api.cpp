@@ -156,8 +156,8 @@ Initialized initialize(InitializeArgs args) {
                     .runner = runner,
                     .param_groups = param_group_specs(args.model_parameters, parameters)};
   if (args.optimizer) {
-    parts.optimizer_factory = [opt = args.optimizer](comm::Device&, std::span<const FlatParamGroup>) {
-      return std::make_unique<TorchOptimizer>(opt);
+    parts.optimizer_factory = [opt = args.optimizer](comm::Device&, std::span<const FlatParamGroup> groups) {
+      return std::make_unique<TorchOptimizer>(opt, groups);
     };
   } else if (args.optimizer_factory) {
     for (const auto& group : args.model_parameters) {
@@ -173,8 +173,8 @@ Initialized initialize(InitializeArgs args) {
       for (const auto& group : args.model_parameters) given.insert(given.end(), group.params.begin(), group.params.end());
     }
     parts.optimizer_factory = [factory = args.optimizer_factory, given](comm::Device&,
-                                                                        std::span<const FlatParamGroup>) {
-      return std::make_unique<TorchOptimizer>(factory(given));
+                                                                        std::span<const FlatParamGroup> groups) {
+      return std::make_unique<TorchOptimizer>(factory(given), groups);
     };
   }
   parts.scheduler = args.lr_scheduler;

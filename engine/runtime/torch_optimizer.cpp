@@ -1,5 +1,9 @@
 #include "engine/runtime/torch_optimizer.hpp"
 
+#include <fmt/format.h>
+
+#include "engine/core/errors.hpp"
+
 namespace twinspeed {
 
 namespace {
@@ -41,12 +45,39 @@ std::string torch_name(const torch::optim::Optimizer& o) {
 
 }  // namespace
 
-TorchOptimizer::TorchOptimizer(std::shared_ptr<torch::optim::Optimizer> optimizer)
+TorchOptimizer::TorchOptimizer(std::shared_ptr<torch::optim::Optimizer> optimizer,
+                               std::span<const FlatParamGroup> groups)
     : optimizer_(std::move(optimizer)), name_(torch_name(*optimizer_)) {
-  for (auto& group : optimizer_->param_groups()) {
+  auto& torch_groups = optimizer_->param_groups();
+  if (torch_groups.size() != groups.size()) {
+    throw ConfigError("optimizer", name_,
+                      fmt::format("the torch optimizer has {} param groups but the engine {}; pass model_parameters "
+                                  "with the same groups to initialize()",
+                                  torch_groups.size(), groups.size()));
+  }
+  for (std::size_t g = 0; g < groups.size(); ++g) {
     GroupHyperparams h;
-    sync(group.options(), h, /*write=*/false);
+    sync(torch_groups[g].options(), h, /*write=*/false);
     groups_.push_back(h);
+    torch::Tensor flat;
+    if (groups[g].params.has_data()) {
+      flat = torch::from_blob(groups[g].params.data(), {groups[g].params.numel}, torch::kFloat32);
+    } else {
+      flat = torch::empty({0}, torch::kFloat32);  // shape-only fidelity: nothing to update
+    }
+    flat_.push_back(flat);
+    torch_groups[g].params() = {flat};
+  }
+  std::vector<BufferView> grads;
+  for (const auto& g : groups) grads.push_back(g.grads);
+  bind_gradients(grads);
+}
+
+void TorchOptimizer::bind_gradients(std::span<const BufferView> grads) {
+  for (std::size_t g = 0; g < flat_.size() && g < grads.size(); ++g) {
+    flat_[g].mutable_grad() = grads[g].has_data()
+                                  ? torch::from_blob(grads[g].data(), {grads[g].numel}, torch::kFloat32)
+                                  : torch::Tensor();
   }
 }
 

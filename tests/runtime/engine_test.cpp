@@ -467,3 +467,37 @@ TEST(Engine, LayersAreTimedOnTheComputeStreamAndTheGradientReductionFollowsTheLa
 
 }  // namespace
 }  // namespace twinspeed
+
+namespace twinspeed {
+namespace {
+
+TEST(Engine, AClientTorchOptimizerIsWrappedOnTheRanksPartitionsAtEveryZeroStage) {
+  // The same torch::optim::SGD (momentum) trains the same model alike at stages 0-3 on 2 ranks.
+  auto config = base_config();
+  config.erase("scheduler");
+  config["gradient_accumulation_steps"] = 1;
+  config["gradient_clipping"] = 0.0;
+  config["prescale_gradients"] = true;
+  std::vector<std::vector<float>> result(4);
+  for (int stage = 0; stage <= 3; ++stage) {
+    config["zero_optimization"] = {{"stage", stage}, {"reduce_bucket_size", 50}};
+    sim::SimCluster cluster({.world = 2});
+    cluster.run([&](comm::Backend& backend) {
+      auto mlp = make_mlp(1);
+      auto sgd = std::make_shared<torch::optim::SGD>(mlp->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+      auto r = initialize({.model = Model(mlp, mse()), .config = config, .training_data = make_data(64), .optimizer = sgd});
+      EXPECT_EQ(r.optimizer->name(), "SGD");
+      for (std::size_t i = 0; i < 3; ++i) {
+        auto loss = r.engine->forward(r.training_dataloader->batch(i));
+        r.engine->backward(loss);
+        r.engine->step();
+      }
+      auto params = r.engine->core().full_parameters();
+      if (backend.rank() == 0) result[static_cast<std::size_t>(stage)] = params;
+    });
+  }
+  for (int stage = 1; stage <= 3; ++stage) EXPECT_EQ(result[static_cast<std::size_t>(stage)], result[0]) << "stage " << stage;
+}
+
+}  // namespace
+}  // namespace twinspeed
