@@ -7,12 +7,9 @@
 
 namespace twinspeed::cli {
 
-// True when this build has the model zoo numeric fidelity needs.
-bool numeric_models_available();
-
-// Builds rank models with real CPU tensors (each rank's generator seeded from seed and its rank,
-// its data from seed and its data-parallel rank). Throws NotImplemented when
-// numeric_models_available() is false.
+// A rank's zoo model with real CPU tensors: initial weights from seed (the same on every rank),
+// dropout from seed + rank, synthetic tokens from seed and the data-parallel rank. Throws
+// NotImplemented for tp or sp > 1 (the zoo's layers are not sharded).
 RankModel make_numeric_rank_model(const RankModelRequest& request);
 
 }  // namespace twinspeed::cli

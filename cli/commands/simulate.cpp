@@ -82,10 +82,6 @@ FidelityChoice choose_fidelity(const SimulateArgs& args, const Config& config, c
             fmt::format("{}, more than half of the host's {}: running shape-only (--fidelity numeric to force)",
                         estimate, format_bytes(*host))};
   }
-  if (!numeric_models_available()) {
-    return {sim::Fidelity::shape, "default: this build has no numeric model zoo",
-            "numeric fidelity needs the LibTorch model zoo, not in this build: running shape-only"};
-  }
   return {sim::Fidelity::numeric, fmt::format("default: {}, within half of {}", estimate, format_bytes(*host)), {}};
 }
 

@@ -6,6 +6,7 @@
 #     [STDOUT <file>] [STDERR <file>]           # exact expected output, relative to tests/cli/
 #     [STDOUT_PATTERNS <file>] [STDERR_PATTERNS <file>]   # pattern files, syntax in run_golden.cmake
 #     [STDOUT_JSON <file>]                      # JSON field checks of stdout, syntax in run_golden.cmake
+#     [DETERMINISTIC]                           # a second run must print the same stdout, byte for byte
 #     [LABELS <labels...>])                     # "cli" is always added
 #
 # The test is "cli.NAME". TWINSPEED_UPDATE_GOLDEN=1 in the environment rewrites the exact files
@@ -13,7 +14,7 @@
 set(TS_CLI_GOLDEN_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 function(ts_cli_golden_test name)
-  cmake_parse_arguments(ARG "" "EXIT_CODE;STDOUT;STDERR;STDOUT_PATTERNS;STDERR_PATTERNS;STDOUT_JSON" "ARGS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "DETERMINISTIC" "EXIT_CODE;STDOUT;STDERR;STDOUT_PATTERNS;STDERR_PATTERNS;STDOUT_JSON" "ARGS;LABELS" ${ARGN})
   if(NOT DEFINED ARG_EXIT_CODE)
     set(ARG_EXIT_CODE 0)
   endif()
@@ -25,6 +26,9 @@ function(ts_cli_golden_test name)
       list(APPEND expect "-D${kind}=${TS_CLI_GOLDEN_DIR}/${ARG_${kind}}")
     endif()
   endforeach()
+  if(ARG_DETERMINISTIC)
+    list(APPEND expect "-DDETERMINISTIC=ON")
+  endif()
   add_test(NAME cli.${name}
     COMMAND ${CMAKE_COMMAND}
       -DTWINSPEED=$<TARGET_FILE:twinspeed>

@@ -4,6 +4,8 @@
 # Exact files (STDOUT, STDERR) must equal the output byte for byte; on a mismatch the actual output
 # is written next to the build's working directory as <file>.actual for `diff -u`.
 #
+# DETERMINISTIC runs the command a second time: its stdout must be the same, byte for byte.
+#
 # Pattern files (STDOUT_PATTERNS, STDERR_PATTERNS) hold one check per line (CMake regular
 # expressions; blank lines and lines starting with # are ignored):
 #   first: <regex>      the first line of the output matches
@@ -25,6 +27,13 @@ execute_process(COMMAND ${TWINSPEED} ${args}
   RESULT_VARIABLE code)
 
 set(failures "")
+if(DETERMINISTIC)
+  execute_process(COMMAND ${TWINSPEED} ${args} WORKING_DIRECTORY ${WORKDIR} OUTPUT_VARIABLE second_stdout
+    ERROR_QUIET)
+  if(NOT "${second_stdout}" STREQUAL "${stdout_text}")
+    string(APPEND failures "a second run printed a different stdout:\n${second_stdout}\n")
+  endif()
+endif()
 if(NOT "${code}" STREQUAL "${EXIT_CODE}")
   string(APPEND failures "exit code ${code}, expected ${EXIT_CODE}\n")
 endif()
