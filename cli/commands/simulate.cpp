@@ -94,6 +94,12 @@ void run_simulate(const SimulateArgs& args) {
   const Config config = Config::load(args.config, LoadOptions{.world = args.world});
   const ModelConfig model = load_model_preset(args.model);
   const sim::ClusterSpec cluster = resolve_cluster(args.cluster);
+  if (cluster.inter_node.kind == "none" && args.world > cluster.devices_per_node) {
+    // Growing the cluster to more nodes would need a network it does not have.
+    throw ConfigError("--world", std::to_string(args.world),
+                      fmt::format("cluster {} has no network between nodes: at most {} ranks (its devices per node)",
+                                  cluster.name, cluster.devices_per_node));
+  }
   const auto [seq_len, seq_source] = resolve_seq(args, model);
   const FidelityChoice fidelity = choose_fidelity(args, config, model, seq_len);
 
