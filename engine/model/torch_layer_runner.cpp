@@ -278,6 +278,7 @@ Activation TorchLayerRunner::forward(std::size_t layer, const Activation& input)
 }
 
 Activation TorchLayerRunner::backward_recompute(std::size_t layer, Saved& s, const torch::Tensor& dy) {
+  s.output = torch::Tensor();  // a kept graph that cannot be used: free it before recomputing
   const auto& used = params_[layer].used;
   const bool input_grad = layer > 0 && s.input.is_floating_point();
   torch::Tensor x = s.input.is_floating_point() ? s.input.to(compute_dtype()) : s.input;
