@@ -285,6 +285,10 @@ std::shared_ptr<TorchLayerRunner> make_torch_model_runner(const ModelConfig& con
   }
   Model model = build_torch_model(config, options.model);
   LayerCosts costs = layer_costs(build_layer_specs(config, options.spec));
+  // Full recompute runs every layer's forward again inside its backward.
+  if (options.recompute) {
+    for (std::size_t i = 0; i < costs.backward.size(); ++i) costs.backward[i].flops += costs.forward[i].flops;
+  }
   return std::make_shared<TorchLayerRunner>(
       std::move(model.layers), std::move(model.loss_fn),
       TorchRunnerOptions{.seed = options.dropout_seed, .forward_costs = std::move(costs.forward),

@@ -66,7 +66,9 @@ struct TorchModelRunnerOptions {
   SpecOptions spec;
   // The runner's dropout stream: seed + rank.
   std::uint64_t dropout_seed = 1234;
-  bool recompute = false;  // TorchRunnerOptions::recompute
+  // TorchRunnerOptions::recompute; each layer's backward cost then includes its forward FLOPs.
+  // (fp16 emulation's recomputation is a CPU artefact and is not charged.)
+  bool recompute = false;
 };
 
 // The runner the engine drives for a zoo model: layers, loss, per-layer costs and seed. Throws

@@ -276,6 +276,8 @@ TEST(TorchModels, CostsComeFromTheLayerSpecs) {
     EXPECT_EQ(runner->backward_cost(l).flops, static_cast<double>(specs[l].backward_flops));
   }
   EXPECT_GT(runner->forward_cost(1).flops, 0.0);
+  auto recomputing = make_torch_model_runner(c, TorchModelRunnerOptions{.spec = spec, .recompute = true});
+  EXPECT_EQ(recomputing->backward_cost(1).flops, static_cast<double>(specs[1].backward_flops + specs[1].forward_flops));
   EXPECT_THROW(runner->set_costs({comm::ComputeCost{}}, {}), Error);
   EXPECT_THROW(make_torch_model_runner(c, TorchModelRunnerOptions{.spec = {.tp = 2}}), NotImplemented);
 }
