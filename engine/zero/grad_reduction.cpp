@@ -97,6 +97,9 @@ void BucketReducer::flush() {
 }
 
 void BucketReducer::reduce(InFlight& flight) {
+  // The bucket was filled on the compute stream: the reduction stream waits for it (DeepSpeed's
+  // reduction_stream.wait_stream(current_stream)).
+  if (options_.overlap_comm) stream().wait(*device_.compute_stream().record());
   const comm::CollectiveOptions on{.stream = options_.overlap_comm ? &stream() : nullptr};
   if (!options_.reduce_scatter) {
     scale_unless_one(flight.data, predivide_factors(options_.averaging, group_.size()).before);

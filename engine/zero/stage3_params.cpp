@@ -42,8 +42,10 @@ std::int64_t Stage3Params::missing_elements(std::size_t owner) const {
 void Stage3Params::issue_gather(std::size_t p) {
   Gathered& g = gathered_[p];
   const std::int64_t shard = plan_.shard_numel[p];
-  g.work = group_.all_gather(shards_.view(plan_.offset[p], shard), g.full.all(),
-                             {.stream = &device_.comm_stream("zero-gather")});
+  // The shards are written on the compute stream (the optimizer's update): gather after it.
+  comm::Stream& stream = device_.comm_stream("zero-gather");
+  stream.wait(*device_.compute_stream().record());
+  g.work = group_.all_gather(shards_.view(plan_.offset[p], shard), g.full.all(), {.stream = &stream});
 }
 
 void Stage3Params::gather(std::size_t owner) {
