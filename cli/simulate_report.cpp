@@ -72,7 +72,8 @@ void print_header(const SimulateReport& rep) {
               static_cast<long long>(c.batch().train_micro_batch_size_per_gpu),
               static_cast<long long>(c.batch().gradient_accumulation_steps), m.dp,
               static_cast<long long>(c.batch().train_batch_size));
-  std::printf("seq      %lld (%s)\n", static_cast<long long>(rep.seq_len), rep.seq_source.c_str());
+  std::printf("seq      %lld (%s); recompute %s\n", static_cast<long long>(rep.seq_len), rep.seq_source.c_str(),
+              rep.recompute.c_str());
   std::printf("fidelity %s (%s); every rank simulated\n", fidelity_name(rep.fidelity).c_str(),
               rep.fidelity_source.c_str());
   for (const ConfigOverride& o : c.overrides()) {
@@ -222,6 +223,7 @@ ordered_json simulate_json(const SimulateReport& rep) {
                   {"parameters_per_tp_rank", r.total_params}};
   out["seq_len"] = rep.seq_len;
   out["seq_len_source"] = rep.seq_source;
+  out["recompute"] = rep.recompute;
   out["cluster"] = {{"name", rep.cluster_name},
                     {"device", rep.cluster->device.name},
                     {"devices_per_node", rep.cluster->devices_per_node}};

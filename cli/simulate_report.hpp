@@ -33,6 +33,7 @@ struct SimulateReport {
   bool all_ranks = false;
   bool per_rank = false;
   std::uint64_t seed = 0;
+  std::string recompute = "none";
   std::optional<std::string> trace_path;
   std::vector<ReportWarning> warnings;
   const SimulateResult* result = nullptr;

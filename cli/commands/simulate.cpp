@@ -35,6 +35,7 @@ struct SimulateArgs {
   std::int64_t seq = 0;
   CLI::Option* seq_option = nullptr;
   std::string fidelity;  // empty: chosen from the host memory estimate
+  std::string recompute = "none";
   bool all_ranks = false;
   std::uint64_t seed = 0;
   std::string trace;
@@ -59,6 +60,12 @@ std::pair<std::int64_t, std::string> resolve_seq(const SimulateArgs& args, const
                                               model.max_positions)};
 }
 
+RecomputeMode parse_recompute(const std::string& name) {
+  if (name == "full") return RecomputeMode::full;
+  if (name == "selective") return RecomputeMode::selective;
+  return RecomputeMode::none;
+}
+
 struct FidelityChoice {
   sim::Fidelity fidelity = sim::Fidelity::shape;
   std::string source;
@@ -70,7 +77,7 @@ FidelityChoice choose_fidelity(const SimulateArgs& args, const Config& config, c
                                std::int64_t seq_len) {
   if (args.fidelity == "numeric") return {sim::Fidelity::numeric, "--fidelity", {}};
   if (args.fidelity == "shape") return {sim::Fidelity::shape, "--fidelity", {}};
-  const std::int64_t need = estimate_numeric_host_bytes(config, model, seq_len, RecomputeMode::none);
+  const std::int64_t need = estimate_numeric_host_bytes(config, model, seq_len, parse_recompute(args.recompute));
   const std::optional<std::int64_t> host = host_memory_bytes();
   const std::string estimate = fmt::format("numeric needs ~{} of host memory", format_bytes(need));
   if (!host) {
@@ -102,12 +109,17 @@ void run_simulate(const SimulateArgs& args) {
   }
   const auto [seq_len, seq_source] = resolve_seq(args, model);
   const FidelityChoice fidelity = choose_fidelity(args, config, model, seq_len);
+  const RecomputeMode recompute = parse_recompute(args.recompute);
+  if (recompute == RecomputeMode::selective && fidelity.fidelity == sim::Fidelity::numeric) {
+    throw NotImplemented("--recompute selective: the model zoo recomputes whole blocks only (full); run it with "
+                         "--fidelity shape");
+  }
 
   SimulateReport report{.config_path = args.config, .model_name = args.model, .cluster_name = cluster.name,
                         .config = &config, .model = &model, .cluster = &cluster, .seq_len = seq_len,
                         .seq_source = seq_source, .fidelity = fidelity.fidelity,
                         .fidelity_source = fidelity.source, .all_ranks = args.all_ranks,
-                        .per_rank = args.per_rank, .seed = args.seed};
+                        .per_rank = args.per_rank, .seed = args.seed, .recompute = args.recompute};
   for (const ConfigWarning& w : config.warnings()) report.warnings.push_back({w.path, w.message, w.note});
   if (fidelity.note) report.warnings.push_back({"fidelity", *fidelity.note, true});
   if (args.all_ranks) {
@@ -118,7 +130,7 @@ void run_simulate(const SimulateArgs& args) {
   const auto wall_start = std::chrono::steady_clock::now();
   const SimulateResult result = run_simulation(
       {.config = &config, .model = &model, .cluster = cluster, .steps = args.steps, .seq_len = seq_len,
-       .fidelity = fidelity.fidelity, .seed = args.seed, .recompute = RecomputeMode::none,
+       .fidelity = fidelity.fidelity, .seed = args.seed, .recompute = recompute,
        .make_model = fidelity.fidelity == sim::Fidelity::numeric ? RankModelFactory(make_numeric_rank_model)
                                                                   : RankModelFactory(make_shape_rank_model),
        .on_step = [&](std::int64_t step) { progress.update(step, fmt::format("step {}", step)); }});
@@ -139,7 +151,7 @@ void run_simulate(const SimulateArgs& args) {
     print_simulate_table(report);
   }
   // Wall time varies from run to run: stderr, so stdout stays identical for identical runs.
-  std::fprintf(stderr, "note: simulate: %d ranks x %d steps simulated in %.2f s wall time%s\n", config.mesh().world(),
+  std::fprintf(stderr, "note: simulate: %d ranks x %d steps simulated in %.3f s wall time%s\n", config.mesh().world(),
                args.steps, wall_s, args.trace.empty() ? "" : fmt::format("; trace written to {}", args.trace).c_str());
 }
 
@@ -170,6 +182,11 @@ void register_simulate_command(CLI::App& app) {
                   "numeric (real CPU math on every rank) or shape (data-less buffers); default: numeric when the "
                   "estimate fits in half the host memory")
       ->check(CLI::IsMember({"numeric", "shape"}));
+  cmd->add_option("--recompute", args->recompute,
+                  "Activation recomputation of the transformer blocks: none, selective (attention core; shape "
+                  "fidelity only) or full (activation checkpointing)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "selective", "full"}));
   cmd->add_flag("--all-ranks", args->all_ranks,
                 "Simulate every rank rather than one per symmetric class (the simulator does so already)");
   cmd->add_option("--seed", args->seed, "Seed of the numeric model's initialisation and synthetic data")
