@@ -4,8 +4,26 @@
 #include "engine/core/trace_chrome.hpp"
 #include "engine/runtime/engine.hpp"
 #include "sim/cluster.hpp"
+#include "sim/cost_model.hpp"
 
 namespace twinspeed::testing {
+
+namespace {
+
+// Time that moves: compute by FLOPs, collectives by a latency and their bytes, so traces have
+// overlapping streams and step spans that must nest (trace_document validates them).
+class ToyCosts final : public sim::CostModel {
+ public:
+  std::int64_t compute_ns(int, const comm::ComputeCost& c) const override {
+    return static_cast<std::int64_t>(c.flops) + (c.bytes_read + c.bytes_written) / 8;
+  }
+  std::int64_t collective_ns(comm::CollectiveOp, std::int64_t bytes, std::span<const int>) const override {
+    return 500 + bytes / 4;
+  }
+  std::int64_t p2p_ns(std::int64_t bytes, int, int) const override { return 200 + bytes / 4; }
+};
+
+}  // namespace
 
 nlohmann::json config_of(const RunSpec& spec) {
   nlohmann::json zero = {{"stage", spec.stage}};
@@ -23,7 +41,8 @@ nlohmann::json config_of(const RunSpec& spec) {
 RunResult run(const RunSpec& spec) {
   RunResult out;
   const Config config = Config::from_json(config_of(spec), {.world = spec.world});
-  sim::SimCluster cluster({.world = spec.world, .capacity_bytes = spec.capacity_bytes});
+  sim::SimCluster cluster(
+      {.world = spec.world, .capacity_bytes = spec.capacity_bytes, .costs = std::make_shared<ToyCosts>()});
   out.memory_after_init.resize(static_cast<std::size_t>(spec.world));
   out.memory_after_run.resize(static_cast<std::size_t>(spec.world));
   cluster.run([&](comm::Backend& backend) {
