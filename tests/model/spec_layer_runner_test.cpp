@@ -83,6 +83,26 @@ TEST(SpecLayerRunner, ParametersAndCostsAreTheSpecs) {
   EXPECT_TRUE(runner.shared_parameters(1).empty());
 }
 
+TEST(SpecLayerRunner, SpecLayerCostsAreTheRunnersForEveryLayer) {
+  const ModelConfig model = gpt_bench();
+  const SpecRunnerOptions o = options(1, 1, false, RecomputeMode::full);
+  SpecLayerRunner runner(model, o);
+  const SpecLayerCosts costs = spec_layer_costs(model, {.micro_batch = 2, .seq_len = 64, .dtype_bytes = 2},
+                                                RecomputeMode::full);
+  ASSERT_EQ(costs.forward.size(), runner.layer_count());
+  ASSERT_EQ(costs.backward.size(), runner.layer_count());
+  for (std::size_t i = 0; i < runner.layer_count(); ++i) {
+    const auto same = [](const comm::ComputeCost& a, const comm::ComputeCost& b) {
+      return a.op_class == b.op_class && a.flops == b.flops && a.bytes_read == b.bytes_read &&
+             a.bytes_written == b.bytes_written;
+    };
+    EXPECT_TRUE(same(costs.forward[i], runner.forward_cost(i))) << runner.layer_name(i);
+    EXPECT_TRUE(same(costs.backward[i], runner.backward_cost(i))) << runner.layer_name(i);
+  }
+  EXPECT_THROW(spec_layer_costs(model, {.micro_batch = 2, .seq_len = 64, .dtype_bytes = 3}, RecomputeMode::none),
+               ConfigError);
+}
+
 TEST(SpecLayerRunner, UntiedHeadOwnsItsWeightAndSharesNothing) {
   ModelConfig model = gpt_bench();
   model.tie_word_embeddings = false;

@@ -283,4 +283,18 @@ comm::ComputeCost SpecLayerRunner::backward_cost(std::size_t layer) const {
   return cost;
 }
 
+SpecLayerCosts spec_layer_costs(const ModelConfig& model, const SpecOptions& spec, RecomputeMode recompute) {
+  DType dtype = DType::f32;
+  if (spec.dtype_bytes == 2) dtype = DType::bf16;
+  else if (spec.dtype_bytes == 8) dtype = DType::f64;
+  else if (spec.dtype_bytes != 4) throw ConfigError("dtype_bytes", std::to_string(spec.dtype_bytes), "must be 2, 4 or 8");
+  const SpecLayerRunner runner(model, {.spec = spec, .dtype = dtype, .recompute = recompute});
+  SpecLayerCosts costs;
+  for (std::size_t i = 0; i < runner.layer_count(); ++i) {
+    costs.forward.push_back(runner.forward_cost(i));
+    costs.backward.push_back(runner.backward_cost(i));
+  }
+  return costs;
+}
+
 }  // namespace twinspeed

@@ -111,4 +111,14 @@ class SpecLayerRunner final : public LayerRunner {
   std::vector<std::vector<Buffer>> saved_;  // per layer, one Buffer per micro-batch in flight
 };
 
+// Every layer's forward and backward cost on one micro-batch, as SpecLayerRunner::forward_cost /
+// backward_cost give them: the one source of layer costs, so a numeric runner of the same model
+// (the model zoo's) and the shape-only runner put the same time on the simulator's clocks. Only the
+// element size of spec.dtype_bytes matters (2, 4 or 8).
+struct SpecLayerCosts {
+  std::vector<comm::ComputeCost> forward;
+  std::vector<comm::ComputeCost> backward;
+};
+SpecLayerCosts spec_layer_costs(const ModelConfig& model, const SpecOptions& spec, RecomputeMode recompute);
+
 }  // namespace twinspeed
