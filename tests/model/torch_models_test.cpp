@@ -240,6 +240,23 @@ TEST(TorchModels, ParametersMovedBetweenForwardAndBackwardAreRecomputedOn) {
   EXPECT_TRUE(torch::allclose(second.grads(), reference_storage.grads(), 1e-5, 1e-7));
 }
 
+TEST(TorchModels, FloatingModelInputsAreCastToTheStorageDtype) {
+  for (auto dtype : {DType::bf16, DType::f16}) {
+    torch::manual_seed(0);
+    TorchLayerRunner runner({layer(torch::nn::Linear(8, 4), "fc")}, {});
+    FlatStorage storage(runner, dtype);
+    const torch::Tensor x = torch::randn({3, 8});  // fp32 model input
+    const torch::Tensor y = unwrap_tensor(runner.forward(0, wrap_tensor(x)));
+    EXPECT_EQ(y.scalar_type(), testing::scalar_type(dtype));
+    // The input is rounded to the storage dtype first, as x.to(dtype) before the model would.
+    const auto w = storage.params().slice(0, 0, 32).view({4, 8}).to(torch::kFloat32);
+    const auto b = storage.params().slice(0, 32, 36).to(torch::kFloat32);
+    const auto expected = torch::nn::functional::linear(x.to(testing::scalar_type(dtype)).to(torch::kFloat32), w, b);
+    EXPECT_TRUE(torch::allclose(y.to(torch::kFloat32), expected, 1e-2, 1e-2));
+    runner.release_saved();
+  }
+}
+
 TEST(TorchModels, UnboundLayerThrows) {
   const auto c = testing::tiny_gpt2(0.0);
   auto runner = runner_for(c);
