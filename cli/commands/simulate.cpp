@@ -53,7 +53,14 @@ sim::ClusterSpec resolve_cluster(const std::string& name) {
 
 // --seq, else the model's own length (a preset's n_positions is its training length), capped at 4096.
 std::pair<std::int64_t, std::string> resolve_seq(const SimulateArgs& args, const ModelConfig& model) {
-  if (args.seq_option->count() > 0) return {args.seq, "--seq"};
+  if (args.seq_option->count() > 0) {
+    if (model.learned_positions && args.seq > model.max_positions) {
+      throw ConfigError("--seq", std::to_string(args.seq),
+                        fmt::format("longer than the model's learned position table (n_positions {})",
+                                    model.max_positions));
+    }
+    return {args.seq, "--seq"};
+  }
   const char* key = model.model_type == "gpt2" ? "n_positions" : "max_position_embeddings";
   const bool preset = args.model.find('/') == std::string::npos && !args.model.ends_with(".json");
   return {default_seq_len(model), fmt::format("{}min({} {}, 4096)", preset ? "preset " + args.model + ": " : "", key,
