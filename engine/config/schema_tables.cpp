@@ -116,12 +116,11 @@ const SectionSpec* zero() {
       flag("cpu_offload_param", false).or_null().deprecated(Deprecation::offload_to_cpu, "offload_param"),
       flag("cpu_offload_use_pin_memory", false).or_null().deprecated(Deprecation::warn_only, ""),
       flag("cpu_offload", false).or_null().deprecated(Deprecation::offload_to_cpu, "offload_optimizer"),
-      integer("stage3_prefetch_bucket_size", 50'000'000).at_least(0).alias("prefetch_bucket_size").unacted(),
-      integer("stage3_param_persistence_threshold", 100'000).at_least(0)
-          .alias("param_persistence_threshold").unacted(),
+      integer("stage3_prefetch_bucket_size", 50'000'000).at_least(0).alias("prefetch_bucket_size"),
+      integer("stage3_param_persistence_threshold", 100'000).at_least(0).alias("param_persistence_threshold"),
       integer("stage3_model_persistence_threshold", kMaxSize).at_least(0)
           .alias("model_persistence_threshold").unacted(),
-      integer("stage3_max_live_parameters", 1'000'000'000).at_least(0).alias("max_live_parameters").unacted(),
+      integer("stage3_max_live_parameters", 1'000'000'000).at_least(0).alias("max_live_parameters"),
       integer("stage3_max_reuse_distance", 1'000'000'000).at_least(0).alias("max_reuse_distance").unacted(),
       flag("stage3_gather_16bit_weights_on_model_save", false)
           .alias("gather_16bit_weights_on_model_save").unacted(),
@@ -162,7 +161,7 @@ const SectionSpec* fp16() {
       integer("hysteresis", 2),
       flag("consecutive_hysteresis", false),
       integer("min_loss_scale", 1),
-      flag("fp16_master_weights_and_grads", false).unacted(),
+      flag("fp16_master_weights_and_grads", false),
   }};
   return &s;
 }
@@ -171,11 +170,11 @@ const SectionSpec* bf16() {
   static const SectionSpec s{"DeepSpeedBF16Config", Extra::forbid, true, true, {
       flag("enabled", false),
       flag("immediate_grad_update", false).unacted(),
-      flag("check_grad_overflow", true).unacted().noted(
+      flag("check_grad_overflow", true).noted(
           "DeepSpeed skips bf16 steps whose gradients overflow by default since PR #8035 (2026-05); "
           "before, check_grad_overflow defaulted to false"),
-      flag("bf16_master_weights_and_grads", false).unacted(),
-      flag("bf16_optimizer_states", false).unacted(),
+      flag("bf16_master_weights_and_grads", false),
+      flag("bf16_optimizer_states", false),
   }};
   return &s;
 }

@@ -93,7 +93,7 @@ class FlatGroupsOptimizer : public Optimizer {
 
  protected:
   FlatGroupsOptimizer(std::span<const FlatParamGroup> groups, const GroupHyperparams& defaults, comm::Device& device,
-                      int state_buffers)
+                      int state_buffers, DType state_dtype)
       : groups_(groups.begin(), groups.end()) {
     std::int64_t total = 0;
     for (const auto& g : groups_) {
@@ -104,7 +104,7 @@ class FlatGroupsOptimizer : public Optimizer {
       offsets_.push_back(total);
       total += g.params.numel;
     }
-    for (int i = 0; i < state_buffers; ++i) states_.push_back(device.allocate(DType::f32, total, MemoryTag::optimizer_states));
+    for (int i = 0; i < state_buffers; ++i) states_.push_back(device.allocate(state_dtype, total, MemoryTag::optimizer_states));
   }
   std::size_t group_count() const { return groups_.size(); }
   const FlatParamGroup& group(std::size_t g) const { return groups_[g]; }
@@ -122,11 +122,12 @@ class FlatGroupsOptimizer : public Optimizer {
 
 class FlatAdam final : public FlatGroupsOptimizer {
  public:
-  FlatAdam(std::string name, kernels::AdamParams p, comm::Device& device, std::span<const FlatParamGroup> groups)
+  FlatAdam(std::string name, kernels::AdamParams p, comm::Device& device, std::span<const FlatParamGroup> groups,
+           DType state_dtype)
       : FlatGroupsOptimizer(groups,
                             {.lr = p.lr, .weight_decay = p.weight_decay, .momentum = std::nullopt,
                              .betas = {{p.beta1, p.beta2}}},
-                            device, /*state_buffers=*/2),
+                            device, /*state_buffers=*/2, state_dtype),
         name_(std::move(name)),
         params_(p) {}
   std::string_view name() const override { return name_; }
@@ -151,12 +152,13 @@ class FlatAdam final : public FlatGroupsOptimizer {
 
 class FlatSgd final : public FlatGroupsOptimizer {
  public:
-  FlatSgd(kernels::SgdParams p, comm::Device& device, std::span<const FlatParamGroup> groups)
+  FlatSgd(kernels::SgdParams p, comm::Device& device, std::span<const FlatParamGroup> groups, DType state_dtype)
       : FlatGroupsOptimizer(groups,
                             {.lr = p.lr, .weight_decay = p.weight_decay, .momentum = p.momentum, .betas = std::nullopt},
-                            device, /*state_buffers=*/0),
+                            device, /*state_buffers=*/0, state_dtype),
         params_(p),
         device_(device),
+        state_dtype_(state_dtype),
         momentum_(groups.size()) {}
   std::string_view name() const override { return "sgd"; }
   void step() override {
@@ -171,7 +173,7 @@ class FlatSgd final : public FlatGroupsOptimizer {
       Buffer& buffer = momentum_[g];
       p.first_step = buffer.empty();
       if (p.momentum != 0.0 && buffer.empty()) {
-        buffer = device_.allocate(DType::f32, group(g).params.numel, MemoryTag::optimizer_states);
+        buffer = device_.allocate(state_dtype_, group(g).params.numel, MemoryTag::optimizer_states);
       }
       kernels::sgd_step(group(g).params, group(g).grads, p.momentum != 0.0 ? buffer.all() : BufferView{}, p);
     }
@@ -180,6 +182,7 @@ class FlatSgd final : public FlatGroupsOptimizer {
  private:
   kernels::SgdParams params_;
   comm::Device& device_;
+  DType state_dtype_;
   std::vector<Buffer> momentum_;  // per group; empty until that group's momentum is non-zero
 };
 
@@ -198,7 +201,7 @@ std::string canonical_name(std::string_view type) {
 }
 
 std::unique_ptr<Optimizer> make_adam(const std::string& type, const nlohmann::json& json, comm::Device& device,
-                                     std::span<const FlatParamGroup> groups) {
+                                     std::span<const FlatParamGroup> groups, DType state_dtype) {
   ParamsReader r(json);
   kernels::AdamParams p;
   p.lr = r.number("lr", 1e-3);
@@ -222,11 +225,11 @@ std::unique_ptr<Optimizer> make_adam(const std::string& type, const nlohmann::js
   check_range("eps", p.eps, p.eps >= 0, "must be >= 0");
   check_range("betas", p.beta1, p.beta1 >= 0 && p.beta1 < 1, "betas[0] must be in [0, 1)");
   check_range("betas", p.beta2, p.beta2 >= 0 && p.beta2 < 1, "betas[1] must be in [0, 1)");
-  return std::make_unique<FlatAdam>(p.adam_w_mode ? "adamw" : "adam", p, device, groups);
+  return std::make_unique<FlatAdam>(p.adam_w_mode ? "adamw" : "adam", p, device, groups, state_dtype);
 }
 
 std::unique_ptr<Optimizer> make_sgd(const nlohmann::json& json, comm::Device& device,
-                                    std::span<const FlatParamGroup> groups) {
+                                    std::span<const FlatParamGroup> groups, DType state_dtype) {
   ParamsReader r(json);
   kernels::SgdParams p;
   p.lr = r.number("lr", 1e-3);
@@ -240,21 +243,22 @@ std::unique_ptr<Optimizer> make_sgd(const nlohmann::json& json, comm::Device& de
   if (p.nesterov && (p.momentum <= 0 || p.dampening != 0)) {
     throw ConfigError("optimizer.params.nesterov", "true", "Nesterov momentum requires a momentum and zero dampening");
   }
-  return std::make_unique<FlatSgd>(p, device, groups);
+  return std::make_unique<FlatSgd>(p, device, groups, state_dtype);
 }
 
 }  // namespace
 
 std::unique_ptr<Optimizer> make_config_optimizer(std::string_view type, const nlohmann::json& params,
-                                                 comm::Device& device, std::span<const FlatParamGroup> groups) {
+                                                 comm::Device& device, std::span<const FlatParamGroup> groups,
+                                                 DType state_dtype) {
   std::string name = canonical_name(type);
   if (params.is_object() && params.contains("max_grad_norm")) {
     throw ConfigError("optimizer.params.max_grad_norm", params.at("max_grad_norm").dump(),
                       "'max_grad_norm' is not supported as an optimizer parameter; use the top-level "
                       "'gradient_clipping' instead (as DeepSpeed requires)");
   }
-  if (name == "adam" || name == "adamw") return make_adam(name, params, device, groups);
-  if (name == "SGD") return make_sgd(params, device, groups);
+  if (name == "adam" || name == "adamw") return make_adam(name, params, device, groups, state_dtype);
+  if (name == "SGD") return make_sgd(params, device, groups, state_dtype);
   bool deepspeed_name =
       std::find(kDeepSpeedOptimizers.begin(), kDeepSpeedOptimizers.end(), name) != kDeepSpeedOptimizers.end();
   throw ConfigError("optimizer.type", fmt::format("\"{}\"", type),

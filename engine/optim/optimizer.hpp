@@ -37,11 +37,13 @@ struct FlatParamGroup {
   std::optional<double> weight_decay;
 };
 
-// Builds the optimizer of a config's "optimizer" section over fp32 param groups (each group's
-// lr / weight_decay, when set, override the config's); its state is allocated on device with tag
-// optimizer_states. Errors are ConfigError with paths under "optimizer" (unknown type or
-// parameter, with the closest name).
+// Builds the optimizer of a config's "optimizer" section over param groups (fp32, or 16-bit master
+// weights; each group's lr / weight_decay, when set, override the config's); its state is
+// allocated on device with tag optimizer_states in state_dtype (bf16 with
+// bf16.bf16_optimizer_states). Errors are ConfigError with paths under "optimizer" (unknown type
+// or parameter, with the closest name).
 std::unique_ptr<Optimizer> make_config_optimizer(std::string_view type, const nlohmann::json& params,
-                                                 comm::Device& device, std::span<const FlatParamGroup> groups);
+                                                 comm::Device& device, std::span<const FlatParamGroup> groups,
+                                                 DType state_dtype = DType::f32);
 
 }  // namespace twinspeed

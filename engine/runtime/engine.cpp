@@ -69,6 +69,11 @@ Engine::Engine(EngineParts parts)
         "tensor and sequence parallelism with numeric fidelity arrive with their issues; shape-only runs model them");
   }
   dtype_ = compute_dtype_of(settings_);
+  // fp16/bf16 *_master_weights_and_grads keep master weights (and the step's gradients) 16-bit.
+  if ((settings_.fp16 && settings_.fp16_config.fp16_master_weights_and_grads) ||
+      (settings_.bf16 && settings_.bf16_config.bf16_master_weights_and_grads)) {
+    master_dtype_ = dtype_;
+  }
   groups_ = std::make_unique<ProcessGroups>(*backend_, DeviceMesh(settings_.mesh));
   // ZeRO partitions and reduces over dp x sp (DeepSpeed's seq_data_parallel_group).
   zero_group_ = groups_->get(GroupKind::zero);
@@ -110,15 +115,15 @@ void Engine::allocate() {
       grads_ = device.allocate(dtype_, partitions, MemoryTag::grads);
     }
     if (stage >= 1) {
-      master_ = device.allocate(DType::f32, partitions, MemoryTag::master_params);
-    } else if (dtype_ != DType::f32) {
-      master_ = device.allocate(DType::f32, flat_.ungrouped.offset, MemoryTag::master_params);
+      master_ = device.allocate(master_dtype_, partitions, MemoryTag::master_params);
+    } else if (dtype_ != master_dtype_) {
+      master_ = device.allocate(master_dtype_, flat_.ungrouped.offset, MemoryTag::master_params);
     }
   } else {
     shards_ = plan_shards(model_, n);
     params_ = device.allocate(dtype_, shards_.total, MemoryTag::params);
     grads_ = device.allocate(dtype_, shards_.total, MemoryTag::grads);
-    master_ = device.allocate(DType::f32, shards_.ungrouped.offset, MemoryTag::master_params);
+    master_ = device.allocate(master_dtype_, shards_.ungrouped.offset, MemoryTag::master_params);
     for (std::size_t g = 0; g < groups; ++g) master_offset_[g] = shards_.groups[g].offset;
     const auto& z = settings_.zero;
     stage3_ = std::make_unique<Stage3Params>(
@@ -236,8 +241,8 @@ void Engine::build_optimizer(EngineParts& parts) {
   for (std::size_t g = 0; g < model_.groups.size(); ++g) {
     BufferView params = compute_parameters_of_group(g);
     if (!master_.empty()) params = master_.view(master_offset_[g], params.numel);
-    // 16-bit training gives the optimizer fp32 gradients at each step (apply_step binds them).
-    BufferView grads = dtype_ == DType::f32 ? compute_gradients_of_group(g) : BufferView{nullptr, 0, params.numel};
+    // Mixed precision gives the optimizer master-dtype gradients at each step (step() binds them).
+    BufferView grads = dtype_ == master_dtype_ ? compute_gradients_of_group(g) : BufferView{nullptr, 0, params.numel};
     const ParamGroupSpec* spec = parts.param_groups.empty() ? nullptr : &parts.param_groups[g];
     groups.push_back({.params = params,
                       .grads = grads,
@@ -248,7 +253,9 @@ void Engine::build_optimizer(EngineParts& parts) {
   if (parts.optimizer_factory) {
     optimizer_ = parts.optimizer_factory(device, groups);
   } else if (settings_.optimizer.present) {
-    optimizer_ = make_config_optimizer(settings_.optimizer.type, settings_.optimizer.params, device, groups);
+    // bf16.bf16_optimizer_states keeps the optimizer's moments in bf16.
+    const DType states = settings_.bf16 && settings_.bf16_config.bf16_optimizer_states ? DType::bf16 : DType::f32;
+    optimizer_ = make_config_optimizer(settings_.optimizer.type, settings_.optimizer.params, device, groups, states);
   }
   // Without an optimizer the engine can still run forward and backward (evaluation), as in
   // DeepSpeed; step() then fails.
@@ -461,18 +468,18 @@ void Engine::step() {
       std::vector<BufferView> grads;
       for (std::size_t g = 0; g < model_.groups.size(); ++g) {
         BufferView compute = compute_gradients_of_group(g);
-        if (dtype_ == DType::f32) {
+        if (dtype_ == master_dtype_) {
           grads.push_back(compute);
           continue;
         }
-        // The fp32 gradients of a mixed-precision step live only during the step.
-        fp32.push_back(backend_->device().allocate(DType::f32, compute.numel, MemoryTag::grads));
+        // The master-dtype gradients of a mixed-precision step live only during the step.
+        fp32.push_back(backend_->device().allocate(master_dtype_, compute.numel, MemoryTag::grads));
         BufferView dst = fp32.back().all();
         backend_->device().compute_stream().launch("grads to fp32", copy_cost(compute.bytes()),
                                                    [&] { kernels::copy(dst, compute); });
         grads.push_back(dst);
       }
-      if (dtype_ != DType::f32) optimizer_->bind_gradients(grads);
+      if (dtype_ != master_dtype_) optimizer_->bind_gradients(grads);
       apply_step(grads);
     }
     last_step_skipped_ = skipped;

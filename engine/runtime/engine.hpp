@@ -19,7 +19,9 @@
 //            per layer (engine/zero/stage3_params.hpp); gradients reduce-scattered per parameter
 //            as layers finish backward.
 // Mixed precision: fp16 scales the loss (engine/precision/loss_scaler.hpp) and skips steps whose
-// gradients overflow on any rank; bf16 skips them when bf16.check_grad_overflow is set. The fp32
+// gradients overflow on any rank; bf16 skips them when bf16.check_grad_overflow is set. Master
+// weights are fp32 unless fp16.fp16_master_weights_and_grads / bf16.bf16_master_weights_and_grads
+// keep them 16-bit; optimizer states are fp32 unless bf16.bf16_optimizer_states. The master-dtype
 // gradients the optimizer reads exist only during the step.
 
 #include <cstdint>
@@ -136,7 +138,8 @@ class Engine {
   std::shared_ptr<LayerRunner> runner_;
   std::unique_ptr<ProcessGroups> groups_;
   comm::CommPtr zero_group_;
-  DType dtype_ = DType::f32;
+  DType dtype_ = DType::f32;         // parameters, gradients, communication
+  DType master_dtype_ = DType::f32;  // master weights and the gradients the optimizer reads
   ModelLayout model_;
   FlatPlan flat_;
   ShardPlan shards_;

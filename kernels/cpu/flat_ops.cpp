@@ -128,7 +128,50 @@ bool has_inf_or_nan(BufferView x) {
   return found;
 }
 
+namespace {
+
+// 16-bit operands (bf16 master weights or optimizer states) go through fp32 copies: an interim
+// path (the kernels issue fuses the conversion into the update).
+struct Fp32Copy {
+  explicit Fp32Copy(BufferView v) : view(v), values(static_cast<std::size_t>(v.has_data() ? v.numel : 0)) {
+    if (view.dtype() == DType::f32 || !view.has_data()) return;
+    buffer = Buffer(nullptr, MemoryTag::temporaries, DType::f32, view.numel, values.data(), -1);
+    copy(buffer.all(), view);
+  }
+  BufferView fp32() const { return view.dtype() == DType::f32 || !view.has_data() ? view : buffer.all(); }
+  void write_back() const {
+    if (view.dtype() != DType::f32 && view.has_data()) copy(view, buffer.all());
+  }
+  BufferView view;
+  std::vector<float> values;
+  Buffer buffer;
+};
+
+void adam_step_fp32(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq,
+                    const AdamParams& a);
+void sgd_step_fp32(BufferView params, BufferView grads, BufferView momentum_buffer, const SgdParams& s);
+
+}  // namespace
+
 void adam_step(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq, const AdamParams& a) {
+  const Fp32Copy p(params), g(grads), m(exp_avg), v(exp_avg_sq);
+  adam_step_fp32(p.fp32(), g.fp32(), m.fp32(), v.fp32(), a);
+  p.write_back();
+  m.write_back();
+  v.write_back();
+}
+
+void sgd_step(BufferView params, BufferView grads, BufferView momentum_buffer, const SgdParams& s) {
+  const Fp32Copy p(params), g(grads), m(momentum_buffer);
+  sgd_step_fp32(p.fp32(), g.fp32(), m.fp32(), s);
+  p.write_back();
+  m.write_back();
+}
+
+namespace {
+
+void adam_step_fp32(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq,
+                    const AdamParams& a) {
   require_fp32("adam_step", {params, grads, exp_avg, exp_avg_sq});
   if (!params.has_data()) return;
   float* p = params.data_as<float>();
@@ -153,7 +196,7 @@ void adam_step(BufferView params, BufferView grads, BufferView exp_avg, BufferVi
   }
 }
 
-void sgd_step(BufferView params, BufferView grads, BufferView momentum_buffer, const SgdParams& s) {
+void sgd_step_fp32(BufferView params, BufferView grads, BufferView momentum_buffer, const SgdParams& s) {
   require_fp32("sgd_step", {params, grads});
   if (!params.has_data()) return;
   float* p = params.data_as<float>();
@@ -171,5 +214,7 @@ void sgd_step(BufferView params, BufferView grads, BufferView momentum_buffer, c
     p[i] -= lr * d;
   }
 }
+
+}  // namespace
 
 }  // namespace twinspeed::kernels

@@ -35,6 +35,7 @@ struct AdamParams {
   bool bias_correction = true;
   std::int64_t step = 1;  // 1-based step count after increment
 };
+// Any operand may be fp32, bf16 or fp16 (16-bit ones are updated through fp32 and rounded back).
 void adam_step(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq, const AdamParams& p);
 
 // torch.optim.SGD's update. momentum_buffer is used when momentum != 0; first_step initialises it.
