@@ -2,6 +2,9 @@
 // activations are charged per recompute mode and returned by backward, and the tp/sp collectives
 // of the specs appear in the trace with their bytes, in order.
 #include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <memory>
@@ -214,15 +217,19 @@ TEST(SpecLayerRunner, RefusesUnboundLayersWrongViewsAndWrongShapes) {
   EXPECT_THROW(runner.forward(runner.layer_count() - 1, hidden), Error);
 }
 
-// Runs one micro-batch on every rank of a world of tp x sp ranks with tp and sp groups, and
-// returns rank 0's comm events.
-std::vector<TraceEvent> comm_events(const SpecRunnerOptions& o, int world) {
-  const ModelConfig model = gpt_bench();
-  SimCluster cluster({.world = world, .fidelity = Fidelity::shape});
+// One micro-batch on every rank of a world of tp x sp ranks with tp and sp groups: rank 0's comm
+// events and every rank's memory.
+struct MeshRun {
+  std::vector<TraceEvent> events;
+  std::vector<comm::MemoryStats> memory;
+};
+
+MeshRun run_on_mesh(const ModelConfig& model, const SpecRunnerOptions& o) {
+  const int tp = static_cast<int>(o.spec.tp), sp = static_cast<int>(o.spec.sp);
+  SimCluster cluster({.world = tp * sp, .fidelity = Fidelity::shape});
   cluster.run([&](comm::Backend& backend) {
     SpecLayerRunner runner(model, o);
     // tp inner, sp outer (DESIGN.md mesh order): tp groups are consecutive ranks.
-    const int tp = static_cast<int>(o.spec.tp), sp = static_cast<int>(o.spec.sp);
     comm::CommPtr tp_group, sp_group;
     for (int s = 0; s < sp; ++s) {
       std::vector<int> ranks(static_cast<std::size_t>(tp));
@@ -243,60 +250,118 @@ std::vector<TraceEvent> comm_events(const SpecRunnerOptions& o, int world) {
                    .rank = backend.rank()});
     BoundModel bound(runner, backend.device());
     run_micro_batch(runner);
-    EXPECT_EQ(backend.device().memory().current(MemoryTag::temporaries), 0);
   });
-  std::vector<TraceEvent> events;
+  MeshRun run;
   for (const TraceEvent& e : cluster.tracer(0).events()) {
-    if (e.category == TraceCategory::comm) events.push_back(e);
+    if (e.category == TraceCategory::comm) run.events.push_back(e);
   }
-  return events;
+  for (int r = 0; r < tp * sp; ++r) run.memory.push_back(cluster.memory(r));
+  return run;
 }
 
-// What the specs say rank 0 issues: each layer's forward collectives in order, then each layer's
-// backward collectives, layers in reverse and each layer's list reversed.
-std::vector<std::pair<std::string, std::int64_t>> expected_collectives(const SpecRunnerOptions& o) {
-  const auto specs = build_layer_specs(gpt_bench(), {.micro_batch = 2, .seq_len = 64, .tp = o.spec.tp, .sp = o.spec.sp,
-                                                     .tp_sp = o.spec.tp_sp, .dtype_bytes = 2});
-  std::vector<std::pair<std::string, std::int64_t>> out;
+// What the specs say rank 0 issues, as the trace counts it: each layer's forward collectives in
+// order, then each layer's backward collectives, layers in reverse and each layer's list reversed.
+// The spec gives all_gather's output; traces (and the cost model) count what each rank passes in,
+// the output's 1/group chunk.
+std::vector<std::tuple<std::string, std::string, std::int64_t>> expected_collectives(const ModelConfig& model,
+                                                                                     const SpecRunnerOptions& o) {
+  SpecOptions spec = o.spec;
+  spec.dtype_bytes = static_cast<std::int64_t>(dtype_size(o.dtype));
+  const auto specs = build_layer_specs(model, spec);
+  std::vector<std::tuple<std::string, std::string, std::int64_t>> out;
+  auto add = [&](const CollectiveSpec& c) {
+    const std::int64_t group = c.group == "tp" ? o.spec.tp : o.spec.sp;
+    out.emplace_back(c.op, "comm-" + c.group, c.op == "all_gather" ? c.bytes / group : c.bytes);
+  };
   for (const LayerSpec& l : specs) {
     for (const CollectiveSpec& c : l.collectives) {
-      if (c.phase == CommPhase::forward) out.emplace_back(c.op, c.bytes);
+      if (c.phase == CommPhase::forward) add(c);
     }
   }
   for (auto l = specs.rbegin(); l != specs.rend(); ++l) {
+    // Full recompute runs a block's forward again, with its collectives, before its backward.
+    if (o.recompute == RecomputeMode::full && l->kind == LayerKind::block) {
+      for (const CollectiveSpec& c : l->collectives) {
+        if (c.phase == CommPhase::forward) add(c);
+      }
+    }
     for (auto c = l->collectives.rbegin(); c != l->collectives.rend(); ++c) {
-      if (c->phase == CommPhase::backward) out.emplace_back(c->op, c->bytes);
+      if (c->phase == CommPhase::backward) add(*c);
     }
   }
   return out;
 }
 
-void expect_trace_matches_specs(const SpecRunnerOptions& o, int world, const std::string& lane) {
-  const auto events = comm_events(o, world);
-  const auto expected = expected_collectives(o);
+std::vector<std::tuple<std::string, std::string, std::int64_t>> traced(const std::vector<TraceEvent>& events) {
+  std::vector<std::tuple<std::string, std::string, std::int64_t>> out;
+  for (const TraceEvent& e : events) out.emplace_back(e.op, e.lane, e.bytes);
+  return out;
+}
+
+void expect_trace_matches_specs(const SpecRunnerOptions& o) {
+  const MeshRun run = run_on_mesh(gpt_bench(), o);
+  const auto expected = expected_collectives(gpt_bench(), o);
   ASSERT_FALSE(expected.empty());
-  ASSERT_EQ(events.size(), expected.size());
-  for (std::size_t k = 0; k < events.size(); ++k) {
-    EXPECT_EQ(events[k].op, expected[k].first) << "collective " << k;
-    // The spec gives all_gather's output; traces (and the cost model) count what each rank passes
-    // in, the output's 1/tp chunk.
-    const std::int64_t group = events[k].lane == "comm-tp" ? o.spec.tp : o.spec.sp;
-    const std::int64_t traced = expected[k].first == "all_gather" ? expected[k].second / group : expected[k].second;
-    EXPECT_EQ(events[k].bytes, traced) << "collective " << k << " " << events[k].op;
-    EXPECT_EQ(events[k].lane, lane) << "collective " << k;
-  }
+  EXPECT_EQ(traced(run.events), expected);
+  for (const comm::MemoryStats& m : run.memory) EXPECT_EQ(m.current(MemoryTag::temporaries), 0);
 }
 
 TEST(SpecLayerRunnerCollectives, TensorParallelAllReducesAppearWithTheSpecBytes) {
-  expect_trace_matches_specs(options(2), 2, "comm-tp");
+  expect_trace_matches_specs(options(2));
 }
 
 TEST(SpecLayerRunnerCollectives, MegatronSequenceParallelGathersAndScattersAppearWithTheSpecBytes) {
-  expect_trace_matches_specs(options(2, 1, true), 2, "comm-tp");
+  expect_trace_matches_specs(options(2, 1, true));
 }
 
 TEST(SpecLayerRunnerCollectives, UlyssesAllToAllsAppearWithTheSpecBytes) {
-  expect_trace_matches_specs(options(1, 2), 2, "comm-sp");
+  expect_trace_matches_specs(options(1, 2));
+}
+
+// A Llama-family model small enough to run often: GQA (4 kv heads of 8), SwiGLU, RMSNorm, no dropout.
+ModelConfig tiny_llama() {
+  return parse_hf_config(nlohmann::json{{"model_type", "llama"}, {"hidden_size", 128}, {"num_hidden_layers", 2},
+                                        {"num_attention_heads", 8}, {"num_key_value_heads", 4},
+                                        {"intermediate_size", 256}, {"vocab_size", 1000},
+                                        {"max_position_embeddings", 512}},
+                         "tiny-llama");
+}
+
+// The activation peak of one micro-batch: everything saved; under full recompute, the last block's
+// backward adds its no-recompute bytes once the head's and final norm's are returned.
+std::int64_t expected_activation_peak(const std::vector<LayerSpec>& specs, RecomputeMode mode) {
+  std::int64_t sum = 0;
+  for (const LayerSpec& l : specs) sum += l.activation_bytes(mode);
+  if (mode != RecomputeMode::full) return sum;
+  const std::size_t n = specs.size();
+  return std::max(sum, sum - specs[n - 1].activation_bytes(mode) - specs[n - 2].activation_bytes(mode) +
+                           specs[n - 3].activation_bytes(RecomputeMode::none));
+}
+
+RC_GTEST_PROP(SpecLayerRunnerProperty, EveryMeshAndModeChargesTheSpecsAndIssuesTheirCollectives, ()) {
+  const bool llama = *rc::gen::arbitrary<bool>();
+  const ModelConfig model = llama ? tiny_llama() : gpt_bench();
+  const int sp = *rc::gen::element(1, 2);
+  const int tp = *rc::gen::element(1, 2, 4);
+  RC_PRE(tp * sp <= (llama ? 4 : 8));  // heads and kv heads split over tp x sp
+  const SpecRunnerOptions o{.spec = {.micro_batch = *rc::gen::inRange(1, 4),
+                                     .seq_len = 16 * *rc::gen::inRange(1, 5),
+                                     .tp = tp,
+                                     .sp = sp,
+                                     .tp_sp = tp > 1 && *rc::gen::arbitrary<bool>()},
+                            .dtype = *rc::gen::element(DType::bf16, DType::f32),
+                            .recompute = *rc::gen::element(RecomputeMode::none, RecomputeMode::selective,
+                                                           RecomputeMode::full)};
+  const MeshRun run = run_on_mesh(model, o);
+  RC_ASSERT(traced(run.events) == expected_collectives(model, o));
+  SpecOptions spec = o.spec;
+  spec.dtype_bytes = static_cast<std::int64_t>(dtype_size(o.dtype));
+  const std::int64_t peak = expected_activation_peak(build_layer_specs(model, spec), o.recompute);
+  for (const comm::MemoryStats& m : run.memory) {
+    RC_ASSERT(m.current(MemoryTag::activations) == 0);
+    RC_ASSERT(m.current(MemoryTag::temporaries) == 0);
+    RC_ASSERT(m.peak(MemoryTag::activations) == peak);
+  }
 }
 
 TEST(SpecLayerRunnerCollectives, AMissingGroupIsAnErrorNamingTheLayer) {
