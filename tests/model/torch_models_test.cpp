@@ -6,7 +6,6 @@
 #include <cmath>
 #include <limits>
 #include <memory>
-#include <unordered_set>
 
 #include <gtest/gtest.h>
 
@@ -21,6 +20,8 @@ namespace {
 using testing::FlatStorage;
 using testing::micro_step;
 using testing::relative_error;
+using testing::split_flat;
+using testing::WholeModel;
 
 constexpr std::uint64_t kDropoutSeed = 77;
 
@@ -32,45 +33,6 @@ std::shared_ptr<TorchLayerRunner> runner_for(const ModelConfig& c, TorchModelOpt
 
 Batch batch_for(const ModelConfig& c, std::int64_t batch = 2, std::int64_t seq = 16) {
   return SyntheticTokenDataset(64, seq, c.vocab_size, 5).micro_batch(0, 0, 1, batch);
-}
-
-// The same model (same init seed) as one autograd graph, dropout drawn from the stream the
-// runner of rank 0 uses. Gradients per owned parameter, in runner (= engine) order.
-struct WholeModel {
-  double loss = 0;
-  std::vector<torch::Tensor> grads;
-};
-WholeModel whole_model(const ModelConfig& c, const Batch& batch) {
-  Model m = build_torch_model(c);
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  const torch::Tensor outside = gen.get_state();
-  gen.set_state(at::detail::createCPUGenerator(kDropoutSeed).get_state());
-  torch::Tensor x = batch.inputs;
-  for (auto& layer : m.layers) x = layer.module.forward(x);
-  torch::Tensor loss = m.loss_fn(x, batch.labels);
-  loss.backward();
-  gen.set_state(outside);
-  WholeModel out{loss.item<double>(), {}};
-  std::unordered_set<const c10::TensorImpl*> seen;
-  for (auto& layer : m.layers) {
-    for (const auto& p : layer.module.ptr()->parameters()) {
-      if (seen.insert(p.unsafeGetTensorImpl()).second) out.grads.push_back(p.grad());
-    }
-  }
-  return out;
-}
-
-// Per-parameter slices of a flat gradient buffer laid out like FlatStorage.
-std::vector<torch::Tensor> split_flat(const LayerRunner& runner, const torch::Tensor& flat) {
-  std::vector<torch::Tensor> out;
-  std::int64_t offset = 0;
-  for (std::size_t l = 0; l < runner.layer_count(); ++l) {
-    for (const auto& p : runner.parameters(l)) {
-      out.push_back(flat.slice(0, offset, offset + p.numel()).view(p.shape));
-      offset += p.numel();
-    }
-  }
-  return out;
 }
 
 TEST(TorchModels, LayersAndParametersEqualSpecs) {
@@ -109,7 +71,7 @@ TEST(TorchModels, LayerByLayerEqualsWholeModelFp32) {
     auto runner = runner_for(c);
     FlatStorage storage(*runner, DType::f32);
     const double loss = micro_step(*runner, batch.inputs, batch.labels);
-    const WholeModel reference = whole_model(c, batch);
+    const WholeModel reference = testing::whole_model(c, batch, kDropoutSeed);
     EXPECT_NEAR(loss, reference.loss, 1e-6 * reference.loss);
     const auto grads = split_flat(*runner, storage.grads());
     ASSERT_EQ(grads.size(), reference.grads.size());

@@ -4,7 +4,10 @@
 
 #include <twinspeed/torch.hpp>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +15,7 @@
 #include "engine/core/buffer.hpp"
 #include "engine/model/spec/model_config.hpp"
 #include "engine/model/torch_layer_runner.hpp"
+#include "engine/model/torch_models.hpp"
 
 namespace twinspeed::testing {
 
@@ -97,6 +101,46 @@ inline double micro_step(LayerRunner& runner, const torch::Tensor& inputs, const
   for (std::size_t l = runner.layer_count(); l-- > 0;) grad = runner.backward(l, grad);
   runner.release_saved();
   return value;
+}
+
+// The zoo model of `c` (default init seed) as one autograd graph, dropout drawn from the stream a
+// runner of rank 0 seeded with `dropout_seed` uses. Gradients per owned parameter, in runner
+// (= engine) order: a tensor held by several layers counts once.
+struct WholeModel {
+  double loss = 0;
+  std::vector<torch::Tensor> grads;
+};
+inline WholeModel whole_model(const ModelConfig& c, const Batch& batch, std::uint64_t dropout_seed) {
+  Model m = build_torch_model(c);
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  const torch::Tensor outside = gen.get_state();
+  gen.set_state(at::detail::createCPUGenerator(dropout_seed).get_state());
+  torch::Tensor x = batch.inputs;
+  for (auto& layer : m.layers) x = layer.module.forward(x);
+  torch::Tensor loss = m.loss_fn(x, batch.labels);
+  loss.backward();
+  gen.set_state(outside);
+  WholeModel out{loss.item<double>(), {}};
+  std::unordered_set<const c10::TensorImpl*> seen;
+  for (auto& layer : m.layers) {
+    for (const auto& p : layer.module.ptr()->parameters()) {
+      if (seen.insert(p.unsafeGetTensorImpl()).second) out.grads.push_back(p.grad());
+    }
+  }
+  return out;
+}
+
+// Per-parameter slices of a flat buffer laid out like FlatStorage.
+inline std::vector<torch::Tensor> split_flat(const LayerRunner& runner, const torch::Tensor& flat) {
+  std::vector<torch::Tensor> out;
+  std::int64_t offset = 0;
+  for (std::size_t l = 0; l < runner.layer_count(); ++l) {
+    for (const auto& p : runner.parameters(l)) {
+      out.push_back(flat.slice(0, offset, offset + p.numel()).view(p.shape));
+      offset += p.numel();
+    }
+  }
+  return out;
 }
 
 // ||a - b|| / ||b|| in fp64.
