@@ -21,10 +21,15 @@
 // Floating model inputs (layer 0's) are cast to the storage dtype; integer inputs (token ids)
 // pass through.
 //
+// Moved storage: a kept graph refers to the parameter storage bound at forward. A layer whose
+// parameters were bound elsewhere before its backward (ZeRO-3 frees the gathered copy and gathers
+// again into new memory) is recomputed on the new storage instead (TorchRunnerOptions::recompute
+// does that for every layer). An unbound layer (empty span) refuses to run.
+//
 // Random numbers: every runner owns a generator stream seeded with seed + rank (attach() gives the
 // rank; 0 before). Dropout in LibTorch draws from the default CPU generator, so the runner swaps
 // its stream's state into the default generator around each layer's forward and back out after
-// (and replays a layer's starting state when fp16 recomputes it). This is safe because at most
+// (and replays a layer's starting state whenever it recomputes the layer). This is safe because at most
 // one simulated rank runs at a time (sim::Scheduler passes one baton; see sim/scheduler.hpp) and
 // a layer's forward does not yield the baton: it issues no collectives. A layer that issues
 // collectives inside forward (tensor parallelism) would need the swap around each random op.
