@@ -35,11 +35,11 @@ void use_threads(int threads) {
 
 // Module parameters copied to `dtype` storage the runner binds (what the engine's Buffers are).
 struct Storage {
-  std::vector<torch::Tensor> tensors;
-  std::vector<Buffer> buffers;
   struct NoOwner final : BufferOwner {
     void release(Buffer&) noexcept override {}
-  } owner;
+  } owner;  // declared first: outlives the buffers that report to it
+  std::vector<torch::Tensor> tensors;
+  std::vector<Buffer> buffers;
 };
 
 DType dtype_of(Mode mode) { return mode == Mode::runner_bf16 ? DType::bf16 : DType::f16; }
