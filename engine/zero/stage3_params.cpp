@@ -59,11 +59,19 @@ void Stage3Params::gather(std::size_t owner) {
 }
 
 void Stage3Params::refresh_persistent() {
+  // Synchronous, as DeepSpeed's post-step all_gather of the persistent parameters: the step ends
+  // when they are current.
   for (std::size_t p = 0; p < gathered_.size(); ++p) {
     Gathered& g = gathered_[p];
     if (g.full.empty()) continue;
     if (g.work) g.work->wait();
     issue_gather(p);
+  }
+  for (auto& g : gathered_) {
+    if (g.work) {
+      g.work->wait();
+      g.work.reset();
+    }
   }
 }
 
