@@ -140,6 +140,10 @@ TorchLayerRunner::TorchLayerRunner(std::vector<Layer> layers, LossFn loss_fn, To
     lp.used = lp.owned;
     for (const auto& ref : lp.shared) lp.used.push_back(params_[ref.layer].owned[ref.index]);
   }
+  if (!options_.recompute.empty() && options_.recompute.size() != layers_.size()) {
+    throw Error(fmt::format("TorchLayerRunner: {} recompute flags for {} layers (give one per layer, or none)",
+                            options_.recompute.size(), layers_.size()));
+  }
   set_costs(std::move(options_.forward_costs), std::move(options_.backward_costs));
   set_seed(options_.seed);
 }
@@ -262,7 +266,7 @@ Activation TorchLayerRunner::forward(std::size_t layer, const Activation& input)
   // Floating model inputs are cast to the storage dtype; later layers already receive it.
   if (x.is_floating_point() && x.scalar_type() != storage_dtype_) x = x.to(storage_dtype_);
   Saved& s = saved_[layer];
-  if (recomputes()) {
+  if (recomputes(layer)) {
     s = {x, {}, rng_state_, {}};
     torch::NoGradGuard no_grad;
     std::optional<Fp32Parameters> fp32;
@@ -327,7 +331,7 @@ Activation TorchLayerRunner::backward(std::size_t layer, const Activation& grad_
   // The graph holds views of the parameter storage bound at forward. If the engine moved it since
   // (ZeRO-3 releases a layer's gathered parameters after forward and gathers them again, into new
   // memory, for backward), those views dangle: drop the graph and recompute on the new storage.
-  if (recomputes() || s.storage != storage_addresses(layer)) return backward_recompute(layer, s, dy);
+  if (recomputes(layer) || s.storage != storage_addresses(layer)) return backward_recompute(layer, s, dy);
   if (s.output.requires_grad()) torch::autograd::backward({s.output}, {dy});
   torch::Tensor dx = s.input.requires_grad() ? s.input.grad() : torch::Tensor();
   s = {};

@@ -24,7 +24,7 @@
 // Moved storage: a kept graph refers to the parameter storage bound at forward. A layer whose
 // parameters were bound elsewhere before its backward (ZeRO-3 frees the gathered copy and gathers
 // again into new memory) is recomputed on the new storage instead (TorchRunnerOptions::recompute
-// does that for every layer). An unbound layer (empty span) refuses to run.
+// does that for chosen layers). An unbound layer (empty span) refuses to run.
 //
 // Random numbers: every runner owns a generator stream seeded with seed + rank (attach() gives the
 // rank; 0 before). Dropout in LibTorch draws from the default CPU generator, so the runner swaps
@@ -64,17 +64,14 @@ struct TorchRunnerOptions {
   // otherwise one per layer.
   std::vector<comm::ComputeCost> forward_costs;
   std::vector<comm::ComputeCost> backward_costs;
-  // Keep only each layer's input and recompute its forward in backward (full activation
-  // checkpointing; always on under fp16 emulation). Without it the layer keeps its autograd graph,
-  // which refers to the parameter storage bound at forward; a layer whose parameters were bound
-  // elsewhere before its backward (ZeRO-3 re-gathers) is recomputed instead, so the engine may move
-  // storage freely, at the cost of one more forward for such layers.
-  bool recompute = false;
+  // Layers that keep only their input and recompute their forward in backward (full activation
+  // checkpointing; every layer does under fp16 emulation). Empty: none; else one flag per layer.
+  std::vector<bool> recompute;
 };
 
 class TorchLayerRunner final : public LayerRunner {
  public:
-  // Throws Error if a layer has no module or the costs are not one per layer.
+  // Throws Error if a layer has no module, or the costs or recompute flags are not one per layer.
   TorchLayerRunner(std::vector<Layer> layers, LossFn loss_fn, TorchRunnerOptions options = {});
 
   std::size_t layer_count() const override { return layers_.size(); }
@@ -119,7 +116,9 @@ class TorchLayerRunner final : public LayerRunner {
     std::vector<const void*> storage;  // graph kept: where the used parameters lived at forward
   };
   bool emulated() const { return storage_dtype_ == torch::kFloat16; }
-  bool recomputes() const { return emulated() || options_.recompute; }
+  bool recomputes(std::size_t layer) const {
+    return emulated() || (!options_.recompute.empty() && options_.recompute[layer]);
+  }
   torch::ScalarType compute_dtype() const { return emulated() ? torch::kFloat32 : storage_dtype_; }
   void check_bound(std::size_t layer) const;
   std::vector<const void*> storage_addresses(std::size_t layer) const;

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "engine/core/errors.hpp"
+#include "engine/model/spec/spec_layer_runner.hpp"
 
 namespace twinspeed {
 namespace {
@@ -266,17 +267,6 @@ torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& l
   return F::cross_entropy(shifted, targets, F::CrossEntropyFuncOptions().ignore_index(-100));
 }
 
-LayerCosts layer_costs(const std::vector<LayerSpec>& specs) {
-  LayerCosts costs;
-  for (const auto& spec : specs) {
-    const bool matmul = spec.kind == LayerKind::block || spec.kind == LayerKind::lm_head;
-    const auto op = matmul ? comm::OpClass::matmul : comm::OpClass::elementwise;
-    costs.forward.push_back({op, static_cast<double>(spec.forward_flops), 0, 0});
-    costs.backward.push_back({op, static_cast<double>(spec.backward_flops), 0, 0});
-  }
-  return costs;
-}
-
 std::shared_ptr<TorchLayerRunner> make_torch_model_runner(const ModelConfig& config,
                                                           const TorchModelRunnerOptions& options) {
   if (options.spec.tp != 1 || options.spec.sp != 1) {
@@ -284,15 +274,16 @@ std::shared_ptr<TorchLayerRunner> make_torch_model_runner(const ModelConfig& con
                                      options.spec.tp, options.spec.sp));
   }
   Model model = build_torch_model(config, options.model);
-  LayerCosts costs = layer_costs(build_layer_specs(config, options.spec));
-  // Full recompute runs every layer's forward again inside its backward.
+  const RecomputeMode mode = options.recompute ? RecomputeMode::full : RecomputeMode::none;
+  SpecLayerCosts costs = spec_layer_costs(config, options.spec, mode);
+  std::vector<bool> recompute;
   if (options.recompute) {
-    for (std::size_t i = 0; i < costs.backward.size(); ++i) costs.backward[i].flops += costs.forward[i].flops;
+    for (const auto& spec : build_layer_specs(config, options.spec)) recompute.push_back(spec.kind == LayerKind::block);
   }
   return std::make_shared<TorchLayerRunner>(
       std::move(model.layers), std::move(model.loss_fn),
       TorchRunnerOptions{.seed = options.dropout_seed, .forward_costs = std::move(costs.forward),
-                         .backward_costs = std::move(costs.backward), .recompute = options.recompute});
+                         .backward_costs = std::move(costs.backward), .recompute = std::move(recompute)});
 }
 
 }  // namespace twinspeed

@@ -27,7 +27,6 @@
 #include <utility>
 #include <vector>
 
-#include "engine/comm/types.hpp"
 #include "engine/model/spec/layer_spec.hpp"
 #include "engine/model/spec/model_config.hpp"
 #include "engine/model/torch_layer_runner.hpp"
@@ -52,26 +51,20 @@ Model build_torch_model(const ModelConfig& config, const TorchModelOptions& opti
 // over the tokens whose label is not -100. logits [B, s, V], labels [B, s] (int64).
 torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels);
 
-// One micro-batch's forward and backward cost per layer, from the specs' FLOPs (matmuls for
-// blocks and the LM head; the embedding and norms count no FLOPs, as the specs say).
-struct LayerCosts {
-  std::vector<comm::ComputeCost> forward;
-  std::vector<comm::ComputeCost> backward;
-};
-LayerCosts layer_costs(const std::vector<LayerSpec>& specs);
-
 struct TorchModelRunnerOptions {
   TorchModelOptions model;
   // Micro-batch, seq_len and activation dtype bytes of the costs; tp and sp must be 1.
   SpecOptions spec;
   // The runner's dropout stream: seed + rank.
   std::uint64_t dropout_seed = 1234;
-  // TorchRunnerOptions::recompute; each layer's backward cost then includes its forward FLOPs.
-  // (fp16 emulation's recomputation is a CPU artefact and is not charged.)
+  // Full recompute of the blocks (RecomputeMode::full: the specs' saved bytes and costs; the
+  // embedding, final norm and head keep their graphs, as Megatron's and DeepSpeed's activation
+  // checkpointing do). fp16 emulation recomputes every layer anyway, uncharged: a CPU artefact.
   bool recompute = false;
 };
 
-// The runner the engine drives for a zoo model: layers, loss, per-layer costs and seed. Throws
+// The runner the engine drives for a zoo model: layers, loss, seed, and per-layer costs from
+// spec_layer_costs (the shape-only runner's, so numeric and shape runs time alike). Throws
 // NotImplemented for tp or sp > 1 (the zoo's layers are not sharded).
 std::shared_ptr<TorchLayerRunner> make_torch_model_runner(const ModelConfig& config,
                                                           const TorchModelRunnerOptions& options);

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/core/errors.hpp"
+#include "engine/model/spec/spec_layer_runner.hpp"
 #include "engine/model/torch_models.hpp"
 #include "engine/model/torch_token_data.hpp"
 #include "model/torch_test_support.hpp"
@@ -179,7 +180,8 @@ TEST(TorchModels, RecomputeReplaysTheForwardDropoutMasks) {
   const auto c = testing::tiny_gpt2(0.1);
   const Batch batch = batch_for(c);
   auto kept = runner_for(c);
-  auto recomputed = runner_for(c, {}, TorchRunnerOptions{.seed = kDropoutSeed, .recompute = true});
+  const std::vector<bool> every_layer(static_cast<std::size_t>(c.num_layers) + 3, true);
+  auto recomputed = runner_for(c, {}, TorchRunnerOptions{.seed = kDropoutSeed, .recompute = every_layer});
   FlatStorage kept_storage(*kept, DType::f32), recomputed_storage(*recomputed, DType::f32);
   EXPECT_EQ(micro_step(*kept, batch.inputs, batch.labels), micro_step(*recomputed, batch.inputs, batch.labels));
   EXPECT_TRUE(torch::allclose(recomputed_storage.grads(), kept_storage.grads(), 1e-5, 1e-7));
@@ -254,14 +256,21 @@ TEST(TorchModels, CostsComeFromTheLayerSpecs) {
   const SpecOptions spec{.micro_batch = 2, .seq_len = 16, .dtype_bytes = 4};
   auto runner = make_torch_model_runner(c, TorchModelRunnerOptions{.spec = spec});
   const auto specs = build_layer_specs(c, spec);
+  const auto shape_costs = spec_layer_costs(c, spec, RecomputeMode::none);
   for (std::size_t l = 0; l < specs.size(); ++l) {
     EXPECT_EQ(runner->forward_cost(l).flops, static_cast<double>(specs[l].forward_flops));
     EXPECT_EQ(runner->backward_cost(l).flops, static_cast<double>(specs[l].backward_flops));
+    // The shape-only runner's costs, bytes included: numeric and shape runs time alike.
+    EXPECT_EQ(runner->forward_cost(l).bytes_read, shape_costs.forward[l].bytes_read);
+    EXPECT_EQ(runner->backward_cost(l).bytes_written, shape_costs.backward[l].bytes_written);
   }
   EXPECT_GT(runner->forward_cost(1).flops, 0.0);
+  // Full recompute of the blocks: a block's backward runs its forward again; the head's does not.
   auto recomputing = make_torch_model_runner(c, TorchModelRunnerOptions{.spec = spec, .recompute = true});
   EXPECT_EQ(recomputing->backward_cost(1).flops, static_cast<double>(specs[1].backward_flops + specs[1].forward_flops));
+  EXPECT_EQ(recomputing->backward_cost(specs.size() - 1).flops, static_cast<double>(specs.back().backward_flops));
   EXPECT_THROW(runner->set_costs({comm::ComputeCost{}}, {}), Error);
+  EXPECT_THROW(runner_for(c, {}, TorchRunnerOptions{.recompute = {true}}), Error);
   EXPECT_THROW(make_torch_model_runner(c, TorchModelRunnerOptions{.spec = {.tp = 2}}), NotImplemented);
 }
 
