@@ -86,6 +86,13 @@ Buffer SimDevice::allocate(DType dtype, std::int64_t numel, MemoryTag tag) {
   return Buffer(this, tag, dtype, numel, data, rank_);
 }
 
+Buffer SimDevice::charge(MemoryTag tag, std::int64_t bytes) {
+  if (bytes < 0) throw Error(fmt::format("negative charge of {} bytes for '{}'", bytes, memory_tag_name(tag)));
+  ledger_.charge(tag, bytes);
+  tracer_.record_memory({.rank = rank_, .time_ns = compute_.clock_ns(), .tag = tag, .bytes = ledger_.stats().current(tag)});
+  return Buffer(this, tag, DType::u8, bytes, nullptr, rank_);
+}
+
 void SimDevice::release(Buffer& buffer) noexcept {
   ledger_.release(buffer.tag(), buffer.bytes());
   std::free(buffer.data());

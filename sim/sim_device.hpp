@@ -92,6 +92,7 @@ class SimDevice final : public comm::Device {
   int rank() const override { return rank_; }
   bool has_data() const override { return has_data_; }
   Buffer allocate(DType dtype, std::int64_t numel, MemoryTag tag) override;
+  Buffer charge(MemoryTag tag, std::int64_t bytes) override;
   comm::MemoryStats memory() const override { return ledger_.stats(); }
   comm::Stream& compute_stream() override { return compute_; }
   comm::Stream& comm_stream(std::string_view lane) override { return sim_stream(lane); }

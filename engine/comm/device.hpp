@@ -40,6 +40,10 @@ class Device : public BufferOwner {
   // Allocates numel elements of dtype, zero-filled when the device has data.
   // Throws OutOfMemory (rank, tag, bytes requested, capacity, live breakdown) past capacity.
   virtual Buffer allocate(DType dtype, std::int64_t numel, MemoryTag tag) = 0;
+  // Counts `bytes` that something else holds on this device (LibTorch's saved activations in a
+  // numeric run) under `tag` until the returned Buffer is destroyed. The Buffer has no data (u8,
+  // `bytes` elements); the capacity check and the memory trace are those of allocate.
+  virtual Buffer charge(MemoryTag tag, std::int64_t bytes) = 0;
   virtual MemoryStats memory() const = 0;
 
   virtual Stream& compute_stream() = 0;

@@ -164,3 +164,24 @@ INSTANTIATE_TEST_SUITE_P(BothFidelities, SimMemory, ::testing::Values(Fidelity::
 
 }  // namespace
 }  // namespace twinspeed::sim::testing
+
+namespace twinspeed {
+namespace {
+
+TEST(SimMemory, ChargedBytesCountAgainstCapacityWithoutHoldingMemory) {
+  sim::SimCluster cluster({.world = 1, .capacity_bytes = 1000});
+  comm::Device& device = cluster.standalone_rank0().device();
+  {
+    Buffer charged = device.charge(MemoryTag::activations, 600);
+    EXPECT_FALSE(charged.has_data());
+    EXPECT_EQ(charged.bytes(), 600);
+    EXPECT_EQ(device.memory().current(MemoryTag::activations), 600);
+    EXPECT_THROW(device.allocate(DType::f32, 101, MemoryTag::params), OutOfMemory);
+    EXPECT_THROW(device.charge(MemoryTag::activations, -1), Error);
+  }
+  EXPECT_EQ(device.memory().current(MemoryTag::activations), 0);
+  EXPECT_EQ(device.memory().peak(MemoryTag::activations), 600);
+}
+
+}  // namespace
+}  // namespace twinspeed
