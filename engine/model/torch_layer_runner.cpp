@@ -9,6 +9,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "engine/comm/device.hpp"
 #include "engine/core/errors.hpp"
 
 namespace twinspeed {
@@ -140,6 +141,10 @@ TorchLayerRunner::TorchLayerRunner(std::vector<Layer> layers, LossFn loss_fn, To
     lp.used = lp.owned;
     for (const auto& ref : lp.shared) lp.used.push_back(params_[ref.layer].owned[ref.index]);
   }
+  if (!options_.saved_bytes.empty() && options_.saved_bytes.size() != layers_.size()) {
+    throw Error(fmt::format("TorchLayerRunner: saved bytes of {} layers for {} layers (give one per layer, or none)",
+                            options_.saved_bytes.size(), layers_.size()));
+  }
   if (!options_.recompute.empty() && options_.recompute.size() != layers_.size()) {
     throw Error(fmt::format("TorchLayerRunner: {} recompute flags for {} layers (give one per layer, or none)",
                             options_.recompute.size(), layers_.size()));
@@ -156,8 +161,14 @@ std::vector<ParamSpec> TorchLayerRunner::parameters(std::size_t layer) const {
   return specs;
 }
 
+Buffer TorchLayerRunner::charge_activations(std::size_t layer, int kept) {
+  if (options_.saved_bytes.empty() || device_ == nullptr) return {};
+  return device_->charge(MemoryTag::activations, options_.saved_bytes[layer][static_cast<std::size_t>(kept)]);
+}
+
 void TorchLayerRunner::attach(const RunnerContext& context) {
   rank_ = context.rank;
+  device_ = context.device;
   set_seed(options_.seed);
 }
 
@@ -267,7 +278,7 @@ Activation TorchLayerRunner::forward(std::size_t layer, const Activation& input)
   if (x.is_floating_point() && x.scalar_type() != storage_dtype_) x = x.to(storage_dtype_);
   Saved& s = saved_[layer];
   if (recomputes(layer)) {
-    s = {x, {}, rng_state_, {}};
+    s = {x, {}, rng_state_, {}, charge_activations(layer, 1)};
     torch::NoGradGuard no_grad;
     std::optional<Fp32Parameters> fp32;
     if (emulated()) fp32.emplace(params_[layer].used);
@@ -277,7 +288,7 @@ Activation TorchLayerRunner::forward(std::size_t layer, const Activation& input)
   if (layer > 0 && x.is_floating_point()) x.requires_grad_(true);
   torch::Tensor start = rng_state_;
   torch::Tensor y = run_layer(layer, x, start, true);
-  s = {x, y, start, storage_addresses(layer)};
+  s = {x, y, start, storage_addresses(layer), charge_activations(layer, 0)};
   return wrap_tensor(y.detach());
 }
 

@@ -36,6 +36,7 @@
 
 #include <twinspeed/torch.hpp>
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -67,6 +68,11 @@ struct TorchRunnerOptions {
   // Layers that keep only their input and recompute their forward in backward (full activation
   // checkpointing; every layer does under fp16 emulation). Empty: none; else one flag per layer.
   std::vector<bool> recompute;
+  // Per layer, the activation bytes to charge to the device (tag activations) while the layer's
+  // saved state is alive: [0] when it keeps its graph, [1] when it recomputes. A numeric run then
+  // reports the same activation memory as a shape-only run of the same specs (LibTorch's real
+  // bytes are checked against them in tests/model). Empty: nothing is charged.
+  std::vector<std::array<std::int64_t, 2>> saved_bytes;
 };
 
 class TorchLayerRunner final : public LayerRunner {
@@ -114,6 +120,7 @@ class TorchLayerRunner final : public LayerRunner {
     torch::Tensor output;     // the layer's output, with its graph (when not recomputing)
     torch::Tensor rng_state;  // the dropout state the forward started from (for recomputation)
     std::vector<const void*> storage;  // graph kept: where the used parameters lived at forward
+    Buffer charged;                    // the activation bytes charged to the device for this state
   };
   bool emulated() const { return storage_dtype_ == torch::kFloat16; }
   bool recomputes(std::size_t layer) const {
@@ -121,6 +128,8 @@ class TorchLayerRunner final : public LayerRunner {
   }
   torch::ScalarType compute_dtype() const { return emulated() ? torch::kFloat32 : storage_dtype_; }
   void check_bound(std::size_t layer) const;
+  // The saved-activation bytes of `layer` charged to the device (kept: 0 graph, 1 recompute).
+  Buffer charge_activations(std::size_t layer, int kept);
   std::vector<const void*> storage_addresses(std::size_t layer) const;
   torch::Tensor run_layer(std::size_t layer, const torch::Tensor& x, const torch::Tensor& rng_start, bool advance);
   Activation backward_recompute(std::size_t layer, Saved& saved, const torch::Tensor& dy);
@@ -134,6 +143,7 @@ class TorchLayerRunner final : public LayerRunner {
   torch::ScalarType storage_dtype_ = torch::kFloat32;
   bool dtype_bound_ = false;
   int rank_ = 0;
+  comm::Device* device_ = nullptr;  // from attach(): where activation bytes are charged
   torch::Tensor rng_state_;    // this runner's dropout stream between layers
   torch::Tensor loss_input_;   // the detached model output the loss was computed from
   torch::Tensor loss_graph_;   // the loss with its graph (fp32 under fp16 emulation)

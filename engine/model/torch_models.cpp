@@ -277,13 +277,16 @@ std::shared_ptr<TorchLayerRunner> make_torch_model_runner(const ModelConfig& con
   const RecomputeMode mode = options.recompute ? RecomputeMode::full : RecomputeMode::none;
   SpecLayerCosts costs = spec_layer_costs(config, options.spec, mode);
   std::vector<bool> recompute;
-  if (options.recompute) {
-    for (const auto& spec : build_layer_specs(config, options.spec)) recompute.push_back(spec.kind == LayerKind::block);
+  std::vector<std::array<std::int64_t, 2>> saved_bytes;
+  for (const auto& spec : build_layer_specs(config, options.spec)) {
+    if (options.recompute) recompute.push_back(spec.kind == LayerKind::block);
+    saved_bytes.push_back({spec.activation_bytes(RecomputeMode::none), spec.activation_bytes(RecomputeMode::full)});
   }
   return std::make_shared<TorchLayerRunner>(
       std::move(model.layers), std::move(model.loss_fn),
       TorchRunnerOptions{.seed = options.dropout_seed, .forward_costs = std::move(costs.forward),
-                         .backward_costs = std::move(costs.backward), .recompute = std::move(recompute)});
+                         .backward_costs = std::move(costs.backward), .recompute = std::move(recompute),
+                         .saved_bytes = std::move(saved_bytes)});
 }
 
 }  // namespace twinspeed
