@@ -181,8 +181,11 @@ void run_demo(const DemoOptions& o) {
     const auto m = sim_cluster.memory(r);
     if (m.total_peak_bytes > peak) peak = m.total_peak_bytes, worst = r;
   }
-  std::printf("simulated: %.3f ms of virtual time; peak device memory %s on rank %d\n",
-              static_cast<double>(ranks[0].steps.back().end_ns) / 1e6, format_bytes(peak).c_str(), worst);
+  const std::int64_t reserved = sim_cluster.memory(worst).current(MemoryTag::reserved);
+  std::printf("simulated: %.3f ms of virtual time; peak device memory %s on rank %d (%s reserved by the runtime, "
+              "%s for training)\n",
+              static_cast<double>(ranks[0].steps.back().end_ns) / 1e6, format_bytes(peak).c_str(), worst,
+              format_bytes(reserved).c_str(), format_bytes(peak - reserved).c_str());
   if (!o.no_trace) {
     write_chrome_trace_file(sim_cluster.trace_document(), o.trace);
     std::printf("trace: %s (open it in https://ui.perfetto.dev or chrome://tracing)\n", o.trace.c_str());
