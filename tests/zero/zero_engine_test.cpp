@@ -273,6 +273,26 @@ TEST(Zero, SkippedStepsAreCountedAndLeaveTheOptimizerStateAlone) {
   EXPECT_EQ(r.loss_scales[1], r.loss_scales[0] / 2);
 }
 
+TEST(Zero, ASkippedStepLeavesTheOptimizerStateAsIfItNeverHappened) {
+  // A skips its first step (overflow) and then trains on step 1's data; B trains on step 1's data
+  // from the start, with the loss scale A has after halving. Adam's moments and step count, the
+  // master weights and the parameters must then be exactly B's (scaling by a power of two is exact).
+  for (int stage = 0; stage <= 3; ++stage) {
+    RunSpec a{.world = 2, .stage = stage, .micro = 2, .gas = 1, .steps = 2, .precision = "fp16"};
+    a.model = {.widths = {2, 4, 1}, .shared_gain = true, .seed = 4};
+    a.config = {{"fp16", {{"enabled", true}, {"initial_scale_power", 8}, {"hysteresis", 1}}}};
+    a.overflows = {{1, 0, 1, 0}};
+    RunSpec b = a;
+    b.steps = 1;
+    b.first_data_step = 1;
+    b.overflows.clear();
+    b.config["fp16"]["initial_scale_power"] = 7;
+    const RunResult ra = run(a), rb = run(b);
+    EXPECT_EQ(ra.skipped, (std::vector<bool>{true, false})) << "stage " << stage;
+    EXPECT_EQ(ra.params, rb.params) << "stage " << stage;
+  }
+}
+
 // ---- Determinism -------------------------------------------------------------------------------
 
 TEST(Zero, IdenticalRunsWriteIdenticalTraceBytes) {

@@ -56,7 +56,8 @@ RunResult run(const RunSpec& spec) {
     const std::int64_t in = spec.model.widths.front(), outs = spec.model.widths.back();
     for (int s = 0; s < spec.steps; ++s) {
       for (std::int64_t m = 0; m < spec.gas; ++m) {
-        const std::int64_t first = ((static_cast<std::int64_t>(s) * spec.world + r) * spec.gas + m) * spec.micro;
+        const std::int64_t data_step = static_cast<std::int64_t>(s) + spec.first_data_step;
+        const std::int64_t first = ((data_step * spec.world + r) * spec.gas + m) * spec.micro;
         auto [x, t] = toy_batch(first, spec.micro, in, outs);
         Activation loss = engine.forward(x, t);
         if (r == 0) out.losses.push_back(engine.loss_value(loss));

@@ -19,6 +19,7 @@ struct RunSpec {
   std::int64_t micro = 2;
   std::int64_t gas = 1;
   int steps = 3;
+  int first_data_step = 0;  // step s trains on the data of step first_data_step + s
   std::string precision = "fp32";  // "fp32", "bf16", "fp16"
   nlohmann::json zero = nlohmann::json::object();    // extra zero_optimization keys
   nlohmann::json config = nlohmann::json::object();  // extra top-level keys (override)
