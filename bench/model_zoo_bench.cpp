@@ -13,25 +13,17 @@
 
 #include <benchmark/benchmark.h>
 
-#include <torch/torch.h>
-
-#include "engine/model/torch_models.hpp"
-#include "engine/model/torch_token_data.hpp"
-
-// OpenBLAS runs its own thread pool, which at::set_num_threads does not reach (bench/local_cpu_bench.cpp).
-extern "C" void openblas_set_num_threads(int threads) __attribute__((weak));
+#include "bench/torch_bench_support.hpp"
 
 namespace twinspeed {
 namespace {
 
+using bench::use_threads;
+using bench::whole_step;
+
 constexpr std::int64_t kMicroBatch = 4;
 
 enum class Mode { runner_fp32, whole_fp32, runner_bf16, runner_fp16 };
-
-void use_threads(int threads) {
-  at::set_num_threads(threads);
-  if (openblas_set_num_threads != nullptr) openblas_set_num_threads(threads);
-}
 
 // Module parameters copied to `dtype` storage the runner binds (what the engine's Buffers are).
 struct Storage {
@@ -77,14 +69,6 @@ double runner_step(TorchLayerRunner& runner, const Batch& batch) {
   for (std::size_t l = runner.layer_count(); l-- > 0;) grad = runner.backward(l, grad);
   runner.release_saved();
   return runner.scalar(loss);
-}
-
-double whole_step(Model& model, const Batch& batch) {
-  torch::Tensor x = batch.inputs;
-  for (auto& layer : model.layers) x = layer.module.forward(x);
-  torch::Tensor loss = model.loss_fn(x, batch.labels);
-  loss.backward();
-  return loss.item<double>();
 }
 
 void BM_Step(benchmark::State& state, Mode mode) {

@@ -1,63 +1,16 @@
 // What LibTorch really keeps for backward, measured with a counting CPU allocator, against the
 // specs' saved-activation bytes (Korthikanti et al. 2022, engine/model/spec/layer_spec.hpp).
 #include <ATen/CPUGeneratorImpl.h>
-#include <c10/core/CPUAllocator.h>
-
-#include <mutex>
-#include <unordered_map>
 
 #include <gtest/gtest.h>
 
+#include "engine/model/torch_counting_allocator.hpp"
 #include "engine/model/torch_models.hpp"
 #include "engine/model/torch_token_data.hpp"
 #include "model/torch_test_support.hpp"
 
 namespace twinspeed {
 namespace {
-
-// Installs itself as LibTorch's CPU allocator for its lifetime and counts the bytes live in the
-// blocks it handed out. The context of each block is its data pointer (raw_allocate users need
-// that), so the underlying allocations are kept in a table.
-class CountingCpuAllocator final : public c10::Allocator {
- public:
-  CountingCpuAllocator() : base_(c10::GetCPUAllocator()) { c10::SetCPUAllocator(this); }
-  ~CountingCpuAllocator() override { c10::SetCPUAllocator(base_); }
-  CountingCpuAllocator(const CountingCpuAllocator&) = delete;
-  CountingCpuAllocator& operator=(const CountingCpuAllocator&) = delete;
-
-  c10::DataPtr allocate(size_t bytes) const override {
-    c10::DataPtr inner = base_->allocate(bytes);
-    void* data = inner.get();
-    std::lock_guard lock(mutex_);
-    live_ += static_cast<std::int64_t>(bytes);
-    blocks_.emplace(data, Block{std::move(inner), bytes});
-    return {data, data, &CountingCpuAllocator::free_block, c10::Device(c10::DeviceType::CPU)};
-  }
-  c10::DeleterFnPtr raw_deleter() const override { return &CountingCpuAllocator::free_block; }
-  static std::int64_t live() {
-    std::lock_guard lock(mutex_);
-    return live_;
-  }
-
- private:
-  struct Block {
-    c10::DataPtr inner;
-    size_t bytes;
-  };
-  static void free_block(void* data) {
-    c10::DataPtr inner;  // destroyed (freed) outside the lock
-    std::lock_guard lock(mutex_);
-    auto it = blocks_.find(data);
-    if (it == blocks_.end()) return;
-    live_ -= static_cast<std::int64_t>(it->second.bytes);
-    inner = std::move(it->second.inner);
-    blocks_.erase(it);
-  }
-  c10::Allocator* base_;
-  static inline std::mutex mutex_;
-  static inline std::int64_t live_ = 0;
-  static inline std::unordered_map<void*, Block> blocks_;
-};
 
 struct Measured {
   std::int64_t delta;  // bytes live after layer `target`'s forward minus before
