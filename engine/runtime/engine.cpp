@@ -133,6 +133,15 @@ void Engine::allocate() {
                       .persistence_threshold = z.stage3.stage3_param_persistence_threshold});
   }
   kernels::fill_zero(grads_.all());
+  // Where each gradient sits in its owner layer's short-lived storage (stages 2-3).
+  layer_grad_offset_.assign(model_.params.size(), 0);
+  for (std::size_t layer = 0; layer < model_.layer_count(); ++layer) {
+    std::int64_t at = 0;
+    for (std::size_t id : model_.owned[layer]) {
+      layer_grad_offset_[id] = at;
+      at += layer_gradient_numel(id);
+    }
+  }
 
   if (stage == 1 || stage == 2) {
     const auto& c = settings_.zero.comm;
@@ -292,18 +301,20 @@ Activation Engine::forward(const Activation& inputs, const Activation& labels) {
   return runner_->loss(x, labels);
 }
 
+std::int64_t Engine::layer_gradient_numel(std::size_t param) const {
+  // Stage 3 pads each gradient to N shards, the reduce-scatter's input.
+  return stage3_ ? shards_.shard_numel[param] * zero_group_->size() : model_.params[param].numel;
+}
+
 void Engine::ensure_layer_gradients(std::size_t owner) {
   if (!layer_grads_[owner].empty() || model_.owned[owner].empty()) return;
-  const int n = zero_group_->size();
   std::int64_t total = 0;
-  for (std::size_t id : model_.owned[owner]) total += stage3_ ? shards_.shard_numel[id] * n : model_.params[id].numel;
+  for (std::size_t id : model_.owned[owner]) total += layer_gradient_numel(id);
   layer_grads_[owner] = backend_->device().allocate(dtype_, total, MemoryTag::grads);
   kernels::fill_zero(layer_grads_[owner].all());
   std::vector<BufferView> views;
-  std::int64_t at = 0;
   for (std::size_t id : model_.owned[owner]) {
-    views.push_back(layer_grads_[owner].view(at, model_.params[id].numel));
-    at += stage3_ ? shards_.shard_numel[id] * n : model_.params[id].numel;
+    views.push_back(layer_grads_[owner].view(layer_grad_offset_[id], model_.params[id].numel));
   }
   runner_->bind_gradients(owner, views);
   layer_grads_pending_[owner] = static_cast<int>(model_.owned[owner].size());
@@ -311,19 +322,13 @@ void Engine::ensure_layer_gradients(std::size_t owner) {
 
 void Engine::gradients_ready(std::size_t layer) {
   comm::Device& device = backend_->device();
-  const int n = zero_group_->size();
   for (std::size_t id : model_.grads_ready[layer]) {
     const ModelParam& p = model_.params[id];
-    // Where the parameter's gradient sits in its owner's short-lived storage.
-    std::int64_t at = 0;
-    for (std::size_t other : model_.owned[p.layer]) {
-      if (other == id) break;
-      at += stage3_ ? shards_.shard_numel[other] * n : model_.params[other].numel;
-    }
+    const std::int64_t at = layer_grad_offset_[id];
     if (p.group >= 0 && p.numel > 0) {
       if (stage3_) {
         const std::int64_t shard = shards_.shard_numel[id];
-        BufferView padded = layer_grads_[p.layer].view(at, shard * n);
+        BufferView padded = layer_grads_[p.layer].view(at, layer_gradient_numel(id));
         Buffer mine = device.allocate(dtype_, shard, MemoryTag::temporaries);
         reduce_scatter_with_predivide(*zero_group_, padded, mine.all(), averaging_of(settings_));
         device.compute_stream().launch("accumulate grad shard", copy_cost(mine.bytes()),

@@ -122,6 +122,7 @@ class Engine {
   void set_trace_context();
   // Gradient storage of an owner layer while its gradients are being produced (stages 2-3).
   void ensure_layer_gradients(std::size_t owner);
+  std::int64_t layer_gradient_numel(std::size_t param) const;
   void gradients_ready(std::size_t layer);
   void reduce_boundary_gradients();
   // Views of the fp32 gradients of each param group for the optimizer.
@@ -149,6 +150,7 @@ class Engine {
   std::vector<std::int64_t> master_offset_;  // per group: first element in master_
   std::vector<Buffer> layer_grads_;          // stages 2-3: per owner layer, while alive
   std::vector<int> layer_grads_pending_;     // parameters of the owner still to reduce
+  std::vector<std::int64_t> layer_grad_offset_;  // per parameter: where it sits in its owner's
   std::unique_ptr<BucketReducer> reducer_;
   std::unique_ptr<Stage3Params> stage3_;
   std::shared_ptr<Optimizer> optimizer_;
