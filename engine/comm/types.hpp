@@ -53,4 +53,9 @@ struct ComputeCost {
   std::int64_t bytes_written = 0;
 };
 
+// A copy (or conversion, or accumulation) that reads and writes `bytes`.
+inline ComputeCost copy_cost(std::int64_t bytes) {
+  return {.op_class = OpClass::copy, .bytes_read = bytes, .bytes_written = bytes};
+}
+
 }  // namespace twinspeed::comm

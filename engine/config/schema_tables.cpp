@@ -118,8 +118,7 @@ const SectionSpec* zero() {
       flag("cpu_offload", false).or_null().deprecated(Deprecation::offload_to_cpu, "offload_optimizer"),
       integer("stage3_prefetch_bucket_size", 50'000'000).at_least(0).alias("prefetch_bucket_size"),
       integer("stage3_param_persistence_threshold", 100'000).at_least(0).alias("param_persistence_threshold"),
-      integer("stage3_model_persistence_threshold", kMaxSize).at_least(0)
-          .alias("model_persistence_threshold").unacted(),
+      integer("stage3_model_persistence_threshold", kMaxSize).at_least(0).alias("model_persistence_threshold"),
       integer("stage3_max_live_parameters", 1'000'000'000).at_least(0).alias("max_live_parameters"),
       integer("stage3_max_reuse_distance", 1'000'000'000).at_least(0).alias("max_reuse_distance").unacted(),
       flag("stage3_gather_16bit_weights_on_model_save", false)

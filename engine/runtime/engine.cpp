@@ -21,10 +21,6 @@ DType compute_dtype_of(const EngineSettings& s) {
   return DType::f32;
 }
 
-comm::ComputeCost copy_cost(std::int64_t bytes) {
-  return {.op_class = comm::OpClass::copy, .bytes_read = bytes, .bytes_written = bytes};
-}
-
 // Runs work that must happen in both fidelities on a stream: inside the launch when there is data
 // (a real backend times it there), before a cost-only launch in shape-only fidelity, where launch
 // runs nothing but layer runners still account activations and issue their collectives and
@@ -40,7 +36,10 @@ void launch_always(comm::Device& device, comm::Stream& stream, std::string_view 
 }
 
 GradAveraging averaging_of(const EngineSettings& s) {
-  return {.average = s.gradient_average, .prescale = s.prescale_gradients, .predivide = s.gradient_predivide_factor};
+  return {.average = s.gradient_average,
+          .prescale = s.prescale_gradients,
+          .predivide = s.gradient_predivide_factor,
+          .sp = s.mesh.sp};
 }
 
 }  // namespace
@@ -130,7 +129,8 @@ void Engine::allocate() {
         device, *zero_group_, *runner_, model_, shards_, params_,
         Stage3Options{.prefetch_elements = z.stage3.stage3_prefetch_bucket_size,
                       .max_live_elements = z.stage3.stage3_max_live_parameters,
-                      .persistence_threshold = z.stage3.stage3_param_persistence_threshold});
+                      .persistence_threshold = z.stage3.stage3_param_persistence_threshold,
+                      .model_persistence_threshold = z.stage3.stage3_model_persistence_threshold});
   }
   kernels::fill_zero(grads_.all());
   // Where each gradient sits in its owner layer's short-lived storage (stages 2-3).
@@ -203,8 +203,13 @@ void Engine::initialize_parameters() {
       for (std::size_t id : model_.owned[layer]) views.push_back(params_.view(flat_.offset[id], model_.params[id].numel));
       runner_->initial_parameters(layer, views);
     }
-    // DeepSpeed broadcasts the model from the group's first rank so every replica starts equal.
-    zero_group_->broadcast(params_.all(), 0)->wait();
+    // DeepSpeed broadcasts each parameter from the group's first rank (_broadcast_model) so
+    // every replica starts equal.
+    for (std::size_t id = 0; id < model_.params.size(); ++id) {
+      if (model_.params[id].numel > 0) {
+        zero_group_->broadcast(params_.view(flat_.offset[id], model_.params[id].numel), 0)->wait();
+      }
+    }
     // Stages 0-2 keep every parameter in place; stages 0-1 keep every gradient too.
     for (std::size_t layer = 0; layer < model_.layer_count(); ++layer) {
       std::vector<BufferView> p, g;
@@ -216,7 +221,8 @@ void Engine::initialize_parameters() {
       if (settings_.zero_stage <= 1) runner_->bind_gradients(layer, g);
     }
   } else {
-    // As zero.Init: each layer is materialised whole, broadcast from rank 0, and partitioned.
+    // As zero.Init: each layer is materialised whole, each parameter broadcast from rank 0 and
+    // partitioned.
     const int n = zero_group_->size(), me = zero_group_->rank();
     for (std::size_t layer = 0; layer < model_.layer_count(); ++layer) {
       if (model_.owned[layer].empty()) continue;
@@ -228,7 +234,9 @@ void Engine::initialize_parameters() {
         at += model_.params[id].numel;
       }
       runner_->initial_parameters(layer, views);
-      zero_group_->broadcast(whole.all(), 0)->wait();
+      for (const BufferView& v : views) {
+        if (v.numel > 0) zero_group_->broadcast(v, 0)->wait();
+      }
       for (std::size_t k = 0; k < views.size(); ++k) {
         const std::size_t id = model_.owned[layer][k];
         const ParamShard shard = param_partition(model_.params[id].numel, n, me);
@@ -290,6 +298,8 @@ void Engine::set_trace_context() {
 
 Activation Engine::forward(const Activation& inputs, const Activation& labels) {
   set_trace_context();
+  // Whatever an evaluation-only forward (no backward) left gathered is released first.
+  if (stage3_) stage3_->release_all();
   comm::Stream& compute = backend_->device().compute_stream();
   Activation x = inputs;
   for (std::size_t layer = 0; layer < runner_->layer_count(); ++layer) {
@@ -330,8 +340,8 @@ void Engine::gradients_ready(std::size_t layer) {
         const std::int64_t shard = shards_.shard_numel[id];
         BufferView padded = layer_grads_[p.layer].view(at, layer_gradient_numel(id));
         Buffer mine = device.allocate(dtype_, shard, MemoryTag::temporaries);
-        reduce_scatter_with_predivide(*zero_group_, padded, mine.all(), averaging_of(settings_));
-        device.compute_stream().launch("accumulate grad shard", copy_cost(mine.bytes()),
+        reduce_scatter_zero3(*zero_group_, padded, mine.all(), averaging_of(settings_));
+        device.compute_stream().launch("accumulate grad shard", comm::copy_cost(mine.bytes()),
                                        [&] { kernels::accumulate(grads_.view(shards_.offset[id], shard), mine.all()); });
       } else {
         reducer_->add(id, layer_grads_[p.layer].view(at, p.numel));
@@ -350,7 +360,11 @@ void Engine::backward(const Activation& loss) {
   const double scale = loss_scale() / static_cast<double>(settings_.gradient_accumulation_steps);
   Activation grad = runner_->loss_backward(loss, scale);
   comm::Stream& compute = backend_->device().compute_stream();
+  const bool boundary = is_gradient_accumulation_boundary();
   const bool short_lived_grads = settings_.zero_stage >= 2;
+  // Stage 1 with overlap_comm reduces from the gradient hooks of the boundary micro-step, as
+  // layers finish backward (DeepSpeed's process_gradients); without it, after backward.
+  const bool stage1_hooks = settings_.zero_stage == 1 && settings_.zero.comm.overlap_comm && boundary;
   for (std::size_t layer = runner_->layer_count(); layer-- > 0;) {
     if (short_lived_grads) {
       for (std::size_t owner : model_.owners_used[layer]) ensure_layer_gradients(owner);
@@ -360,29 +374,47 @@ void Engine::backward(const Activation& loss) {
                   runner_->backward_cost(layer), [&] { grad = runner_->backward(layer, grad); });
     if (stage3_) stage3_->after(layer, Pass::backward);
     if (short_lived_grads) gradients_ready(layer);
+    if (stage1_hooks) {
+      for (std::size_t id : model_.grads_ready[layer]) reduce_in_place(id);
+    }
   }
   runner_->release_saved();
-  if (reducer_ && settings_.zero_stage == 2) reducer_->finish();
-  if (is_gradient_accumulation_boundary()) reduce_boundary_gradients();
+  if (settings_.zero_stage == 2 || stage1_hooks) reducer_->finish();
+  if (boundary && !stage1_hooks) reduce_boundary_gradients();
+}
+
+void Engine::reduce_in_place(std::size_t param) {
+  const ModelParam& p = model_.params[param];
+  if (p.group >= 0 && p.numel > 0) reducer_->add(param, grads_.view(flat_.offset[param], p.numel));
+}
+
+std::vector<std::size_t> Engine::flat_order() const {
+  std::vector<std::size_t> order;
+  for (const auto& group : model_.groups) order.insert(order.end(), group.begin(), group.end());
+  order.insert(order.end(), model_.ungrouped.begin(), model_.ungrouped.end());
+  return order;
 }
 
 void Engine::reduce_boundary_gradients() {
   if (settings_.zero_stage == 0) {
-    // engine.allreduce_gradients -> buffered_allreduce_fallback: buckets of allreduce_bucket_size.
-    const std::int64_t bucket = std::max<std::int64_t>(1, settings_.allreduce_bucket_elements);
-    for (std::int64_t offset = 0; offset < grads_.numel(); offset += bucket) {
-      allreduce_with_predivide(*zero_group_, grads_.view(offset, std::min(bucket, grads_.numel() - offset)),
-                               averaging_of(settings_));
+    // engine.allreduce_gradients -> buffered_allreduce_fallback -> allreduce_no_retain: whole
+    // gradients in order, a bucket all-reduced as soon as its total exceeds allreduce_bucket_size
+    // (so a bucket ends with the gradient that crossed the limit). The flat order keeps each
+    // bucket one contiguous range.
+    const std::int64_t limit = settings_.allreduce_bucket_elements;
+    std::int64_t start = 0, end = 0;
+    auto reduce_range = [&] {
+      if (end > start) allreduce_with_predivide(*zero_group_, grads_.view(start, end - start), averaging_of(settings_));
+      start = end;
+    };
+    for (std::size_t id : flat_order()) {
+      end = flat_.offset[id] + model_.params[id].numel;
+      if (end - start > limit) reduce_range();
     }
+    reduce_range();
   } else if (settings_.zero_stage == 1) {
-    // Stage 1 reduces at the boundary, parameter by parameter in the order gradients became ready.
-    for (std::size_t layer = model_.layer_count(); layer-- > 0;) {
-      for (std::size_t id : model_.grads_ready[layer]) {
-        if (model_.params[id].group >= 0 && model_.params[id].numel > 0) {
-          reducer_->add(id, grads_.view(flat_.offset[id], model_.params[id].numel));
-        }
-      }
-    }
+    // reduce_gradients: parameter by parameter in flat order through the reduce buckets.
+    for (std::size_t id : flat_order()) reduce_in_place(id);
     reducer_->finish();
   }
 }
@@ -400,24 +432,34 @@ bool Engine::detect_overflow() {
 }
 
 double Engine::global_norm_squared(std::span<const BufferView> grads) {
-  double local = 0.0;
-  for (const auto& v : grads) local += kernels::sum_of_squares(v);
-  if (settings_.zero_stage == 0) return local;
-  // Per-partition sums combined over the group (the all-reduce adds them in rank order).
-  Buffer sum = backend_->device().allocate(DType::f64, 1, MemoryTag::temporaries);
-  if (sum.has_data()) *sum.data_as<double>() = local;
-  zero_group_->all_reduce(sum.all())->wait();
-  return sum.has_data() ? *sum.data_as<double>() : 0.0;
+  double total = 0.0;
+  for (const auto& v : grads) {
+    const double local = kernels::sum_of_squares(v);
+    if (settings_.zero_stage == 0) {
+      total += local;
+      continue;
+    }
+    // get_grad_norm_direct per param group: the partition's sum of squares, all-reduced in fp32
+    // over the group (added in rank order).
+    Buffer sum = backend_->device().allocate(DType::f32, 1, MemoryTag::temporaries);
+    if (sum.has_data()) *sum.data_as<float>() = static_cast<float>(local);
+    zero_group_->all_reduce(sum.all())->wait();
+    total += sum.has_data() ? static_cast<double>(*sum.data_as<float>()) : 0.0;
+  }
+  return total;
 }
 
-void Engine::apply_step(const std::vector<BufferView>& grads) {
+void Engine::apply_step(const std::vector<BufferView>& grads, double scale_of_gradients) {
   comm::Device& device = backend_->device();
   // Unscale and clip in one multiplication, as DeepSpeed's unscale_and_clip_grads: the norm is
-  // taken on the scaled gradients.
+  // taken on the scaled gradients and reported divided by the scale they were computed with; the
+  // unscaling and the clip coefficient use the scale as already updated for the next step (on a
+  // step where the dynamic scale grows, DeepSpeed divides by the doubled scale: reproduced).
   const double scale = loss_scale();
   const double scaled_norm = std::sqrt(global_norm_squared(grads));
+  const double reported = scaled_norm / scale_of_gradients;
+  last_gradient_norm_ = std::isfinite(reported) ? reported : -1.0;
   const double norm = scaled_norm / scale;
-  last_gradient_norm_ = std::isfinite(norm) ? norm : -1.0;
   double combined = scale;
   if (settings_.gradient_clipping > 0.0) {
     const double clip = (norm + 1e-6) / settings_.gradient_clipping;
@@ -439,7 +481,7 @@ void Engine::apply_step(const std::vector<BufferView>& grads) {
   for (std::size_t g = 0; g < model_.groups.size(); ++g) {
     BufferView dst = compute_parameters_of_group(g);
     BufferView src = master_.view(master_offset_[g], dst.numel);
-    device.compute_stream().launch("copy master to params", copy_cost(dst.bytes()), [&] { kernels::copy(dst, src); });
+    device.compute_stream().launch("copy master to params", comm::copy_cost(dst.bytes()), [&] { kernels::copy(dst, src); });
   }
   if (stage3_) stage3_->refresh_persistent();
   if (settings_.zero_stage == 1 || settings_.zero_stage == 2) {
@@ -461,6 +503,7 @@ void Engine::step() {
     }
     const bool check = settings_.fp16 || (settings_.bf16 && settings_.bf16_config.check_grad_overflow);
     const bool overflow = check && detect_overflow();
+    const double scale_of_gradients = loss_scale();
     bool skipped = false;
     if (scaler_) {
       skipped = scaler_->update(overflow);
@@ -480,12 +523,12 @@ void Engine::step() {
         // The master-dtype gradients of a mixed-precision step live only during the step.
         fp32.push_back(backend_->device().allocate(master_dtype_, compute.numel, MemoryTag::grads));
         BufferView dst = fp32.back().all();
-        backend_->device().compute_stream().launch("grads to fp32", copy_cost(compute.bytes()),
+        backend_->device().compute_stream().launch("grads to fp32", comm::copy_cost(compute.bytes()),
                                                    [&] { kernels::copy(dst, compute); });
         grads.push_back(dst);
       }
       if (dtype_ != master_dtype_) optimizer_->bind_gradients(grads);
-      apply_step(grads);
+      apply_step(grads, scale_of_gradients);
     }
     last_step_skipped_ = skipped;
     zero_gradients();

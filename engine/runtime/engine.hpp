@@ -90,8 +90,8 @@ class Engine {
   std::int64_t global_samples() const { return global_samples_; }
   std::int64_t skipped_steps() const { return tracker_.skipped_steps(); }
   bool last_step_skipped() const { return last_step_skipped_; }
-  // Global norm of the (unscaled) gradients at the last boundary, before clipping; -1 when it
-  // was not finite (DeepSpeed's convention).
+  // Global norm of the (unscaled) gradients at the last applied step, before clipping (skipped
+  // steps leave it); -1 when it was not finite (DeepSpeed's convention).
   double last_gradient_norm() const { return last_gradient_norm_; }
   double loss_value(const Activation& loss) const { return runner_->scalar(loss); }
   std::vector<double> get_lr() const;
@@ -125,13 +125,18 @@ class Engine {
   std::int64_t layer_gradient_numel(std::size_t param) const;
   void gradients_ready(std::size_t layer);
   void reduce_boundary_gradients();
+  // Stage 1: hands a parameter's gradient, in place in the flat buffer, to the reduce buckets.
+  void reduce_in_place(std::size_t param);
+  // Parameter ids in the order of the flat buffer: group after group, then those of no group.
+  std::vector<std::size_t> flat_order() const;
   // Views of the fp32 gradients of each param group for the optimizer.
   std::vector<BufferView> master_gradient_views(const std::vector<Buffer>& fp32_grads) const;
   BufferView compute_gradients_of_group(std::size_t g) const;
   BufferView compute_parameters_of_group(std::size_t g) const;
   bool detect_overflow();
   double global_norm_squared(std::span<const BufferView> grads);
-  void apply_step(const std::vector<BufferView>& grads);
+  // scale_of_gradients: the loss scale the gradients were computed with (before its update).
+  void apply_step(const std::vector<BufferView>& grads, double scale_of_gradients);
   void zero_gradients();
 
   std::shared_ptr<comm::Backend> backend_;

@@ -14,19 +14,18 @@ struct Factors {
   double after = 1.0;
 };
 
+// DeepSpeed's "data-parallel size" of a mean: the group's size over the sequence-parallel size.
+double mean_divisor(const GradAveraging& a, int world) { return static_cast<double>(world) / a.sp; }
+
 Factors predivide_factors(const GradAveraging& a, int world) {
-  const double n = static_cast<double>(world);
+  const double n = mean_divisor(a, world);
   if (!a.average) return {};
   if (a.prescale) return {.before = 1.0 / n};
-  return {.before = 1.0 / a.predivide, .after = a.predivide != n ? a.predivide / n : 1.0};
+  return {.before = 1.0 / a.predivide, .after = a.predivide != static_cast<double>(world) ? a.predivide / n : 1.0};
 }
 
 void scale_unless_one(BufferView view, double factor) {
   if (factor != 1.0) kernels::scale(view, factor);
-}
-
-comm::ComputeCost copy_cost(std::int64_t bytes) {
-  return {.op_class = comm::OpClass::copy, .bytes_read = bytes, .bytes_written = bytes};
 }
 
 }  // namespace
@@ -38,12 +37,12 @@ void allreduce_with_predivide(comm::Comm& group, BufferView view, const GradAver
   scale_unless_one(view, f.after);
 }
 
-void reduce_scatter_with_predivide(comm::Comm& group, BufferView input, BufferView output,
-                                   const GradAveraging& averaging) {
-  const Factors f = predivide_factors(averaging, group.size());
-  scale_unless_one(input, f.before);
+void reduce_scatter_zero3(comm::Comm& group, BufferView input, BufferView output, const GradAveraging& a) {
+  const double f = a.predivide, n = static_cast<double>(group.size());
+  if (!a.prescale && f != 1.0) kernels::scale(input, 1.0 / f);
+  kernels::scale(input, 1.0 / n);  // reduce_scatter_coalesced's own division
   group.reduce_scatter(input, output)->wait();
-  scale_unless_one(output, f.after);
+  if (!a.prescale && f != 1.0 && f != n) kernels::scale(output, f);
 }
 
 BucketReducer::BucketReducer(comm::Device& device, comm::Comm& group, const ModelLayout& model,
@@ -57,7 +56,6 @@ BucketReducer::BucketReducer(comm::Device& device, comm::Comm& group, const Mode
   bucket_numel_ = std::max<std::int64_t>(1, std::min(options_.bucket_elements, grouped));
   const int count = options_.overlap_comm ? 2 : 1;
   for (int i = 0; i < count; ++i) buckets_.push_back(device_.allocate(options_.dtype, bucket_numel_, MemoryTag::buckets));
-  in_flight_.resize(buckets_.size());
 }
 
 BucketReducer::~BucketReducer() = default;
@@ -70,84 +68,78 @@ void BucketReducer::add(std::size_t param, BufferView grad) {
   const std::int64_t n = grad.numel;
   if (filled_ + n > bucket_numel_) flush();
   if (n > bucket_numel_) {
-    InFlight alone{.works = {}, .data = grad, .entries = {{param, 0, n}}};
-    reduce(alone);
-    complete(alone);
+    reduce(grad, {{param, 0, n}});
+    // The caller frees the gradient's storage next: the compute stream waits for the reduction.
+    if (options_.overlap_comm) device_.compute_stream().wait(*stream().record());
     return;
   }
-  if (entries_.empty() && !in_flight_[index_].entries.empty()) complete(in_flight_[index_]);
   BufferView slot = buckets_[index_].view(filled_, n);
-  device_.compute_stream().launch("copy grad to bucket", copy_cost(grad.bytes()), [&] { kernels::copy(slot, grad); });
+  device_.compute_stream().launch("copy grad to bucket", comm::copy_cost(grad.bytes()),
+                                  [&] { kernels::copy(slot, grad); });
   entries_.push_back({param, filled_, n});
   filled_ += n;
 }
 
 void BucketReducer::flush() {
   if (entries_.empty()) return;
-  InFlight& flight = in_flight_[index_];
-  flight = {.works = {}, .data = buckets_[index_].view(0, filled_), .entries = std::move(entries_)};
+  reduce(buckets_[index_].view(0, filled_), entries_);
   entries_.clear();
   filled_ = 0;
-  reduce(flight);
-  if (options_.overlap_comm) {
-    index_ = (index_ + 1) % buckets_.size();
-  } else {
-    complete(flight);
-  }
+  index_ = (index_ + 1) % buckets_.size();
 }
 
-void BucketReducer::reduce(InFlight& flight) {
-  // The bucket was filled on the compute stream: the reduction stream waits for it (DeepSpeed's
-  // reduction_stream.wait_stream(current_stream)).
-  if (options_.overlap_comm) stream().wait(*device_.compute_stream().record());
-  const comm::CollectiveOptions on{.stream = options_.overlap_comm ? &stream() : nullptr};
+void BucketReducer::reduce(BufferView data, const std::vector<Entry>& entries) {
+  comm::Stream& s = stream();
+  if (options_.overlap_comm) {
+    // The bucket was filled on the compute stream; the compute stream then waits for every earlier
+    // reduction (and its copies), which frees the other bucket for refilling.
+    s.wait(*device_.compute_stream().record());
+    device_.compute_stream().wait(*s.record());
+  }
+  const comm::CollectiveOptions on{.stream = options_.overlap_comm ? &s : nullptr};
+  std::vector<comm::WorkPtr> works;
+  double after = 1.0;
   if (!options_.reduce_scatter) {
-    scale_unless_one(flight.data, predivide_factors(options_.averaging, group_.size()).before);
-    flight.works.push_back(group_.all_reduce(flight.data, on));
-    return;
-  }
-  if (options_.averaging.average) kernels::scale(flight.data, 1.0 / static_cast<double>(group_.size()));
-  if (options_.multi_rank_bucket_allreduce) {
-    flight.works.push_back(group_.all_reduce(flight.data, on));
-    return;
-  }
-  // One reduce per owning rank of each contiguous run of its slices in the bucket.
-  std::vector<std::pair<int, ElementRange>> runs;
-  for (const Entry& e : flight.entries) {
-    for (const OwnedPiece& piece : plan_.owners(model_, e.param)) {
-      ElementRange r{e.bucket_offset + piece.param_offset, piece.numel};
-      if (!runs.empty() && runs.back().first == piece.rank && runs.back().second.end() == r.offset) {
-        runs.back().second.numel += r.numel;
-      } else {
-        runs.emplace_back(piece.rank, r);
+    const Factors f = predivide_factors(options_.averaging, group_.size());
+    scale_unless_one(data, f.before);
+    after = f.after;
+    works.push_back(group_.all_reduce(data, on));
+  } else {
+    if (options_.averaging.average) kernels::scale(data, 1.0 / mean_divisor(options_.averaging, group_.size()));
+    if (options_.multi_rank_bucket_allreduce) {
+      works.push_back(group_.all_reduce(data, on));
+    } else {
+      // One reduce per owning rank of each contiguous run of its slices in the bucket.
+      std::vector<std::pair<int, ElementRange>> runs;
+      for (const Entry& e : entries) {
+        for (const OwnedPiece& piece : plan_.owners(model_, e.param)) {
+          ElementRange r{e.bucket_offset + piece.param_offset, piece.numel};
+          if (!runs.empty() && runs.back().first == piece.rank && runs.back().second.end() == r.offset) {
+            runs.back().second.numel += r.numel;
+          } else {
+            runs.emplace_back(piece.rank, r);
+          }
+        }
       }
+      for (const auto& [rank, r] : runs) works.push_back(group_.reduce(data.sub(r.offset, r.numel), rank, on));
     }
   }
-  for (const auto& [rank, r] : runs) flight.works.push_back(group_.reduce(flight.data.sub(r.offset, r.numel), rank, on));
-}
-
-void BucketReducer::complete(InFlight& flight) {
-  comm::Stream& s = stream();
-  for (auto& work : flight.works) work->wait(options_.overlap_comm ? &s : nullptr);
-  flight.works.clear();
-  if (!options_.reduce_scatter) scale_unless_one(flight.data, predivide_factors(options_.averaging, group_.size()).after);
+  // The owners' copies follow the reduction on its stream (the host waits for the data).
+  for (auto& work : works) work->wait(options_.overlap_comm ? &s : nullptr);
+  scale_unless_one(data, after);
   const int me = group_.rank();
-  for (const Entry& e : flight.entries) {
+  for (const Entry& e : entries) {
     for (const OwnedPiece& piece : plan_.owners(model_, e.param)) {
       if (piece.rank != me) continue;
-      BufferView reduced = flight.data.sub(e.bucket_offset + piece.param_offset, piece.numel);
-      s.launch("copy reduced grad", copy_cost(reduced.bytes()),
+      BufferView reduced = data.sub(e.bucket_offset + piece.param_offset, piece.numel);
+      s.launch("copy reduced grad", comm::copy_cost(reduced.bytes()),
                [&] { deliver_(e.param, piece.param_offset, reduced); });
     }
   }
-  flight.entries.clear();
 }
 
 void BucketReducer::finish() {
   flush();
-  for (auto& flight : in_flight_) {
-    if (!flight.works.empty() || !flight.entries.empty()) complete(flight);
-  }
   if (options_.overlap_comm) device_.compute_stream().wait(*stream().record());
 }
 

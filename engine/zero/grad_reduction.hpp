@@ -1,25 +1,33 @@
 #pragma once
-// Gradient reduction over the data-parallel (ZeRO) group, as DeepSpeed 0.19.6 issues it.
+// Gradient reduction over the ZeRO group (dp x sp), as DeepSpeed 0.19.6 issues it.
 //
-// Averaging. DeepSpeed's two formulas, both here once:
-//  - all-reduce with pre-division (engine.allreduce_bucket for stage 0, and ZeRO 1-2 with
-//    reduce_scatter false; ZeRO-3's reduce-scatter follows the same rule): with
-//    prescale_gradients, divide by N then sum; otherwise divide by gradient_predivide_factor,
-//    sum, then multiply by factor / N (skipped when the factor equals N);
-//  - ZeRO 1-2 bucket reduction (reduce_scatter true, the default): divide the bucket by N, then
-//    sum. prescale_gradients and gradient_predivide_factor do not apply there.
-// With gradient_allreduce_op "sum" nothing is divided.
+// Averaging: three formulas, each here once. N is the group's size; "mean" divides by N / sp
+// (Ulysses ranks each hold a sequence shard's gradient, which are summed, not averaged), as
+// DeepSpeed divides by dp_world_size / sequence_parallel_size.
+//  - Pre-division all-reduce (engine.allreduce_bucket at stage 0; stage_1_and_2
+//    gradient_reduction_w_predivide with reduce_scatter false): with prescale_gradients divide by
+//    N/sp, then sum; otherwise divide by gradient_predivide_factor f, sum, then multiply by
+//    f / (N/sp) unless f == N.
+//  - ZeRO 1-2 bucket reduction (reduce_scatter true, the default; average_tensor): divide the
+//    bucket by N/sp, then sum. prescale_gradients and f do not apply.
+//  - ZeRO-3 (stage3 __avg_scatter_grads + reduce_scatter_coalesced): without prescale_gradients
+//    divide by f when f != 1; then always divide by N; reduce-scatter; then, without
+//    prescale_gradients, multiply by f when f is neither 1 nor N. (So f == N yields sum / N^2,
+//    as in DeepSpeed.)
+// With gradient_allreduce_op "sum" nothing is divided (ZeRO-3 rejects "sum").
 //
 // BucketReducer: ZeRO 1-2's "independent partition gradient" buckets (stage_1_and_2.py
-// reduce_independent_p_g_buckets_and_remove_grads / average_tensor). Gradients arrive one
-// parameter at a time, in the order they become ready; each is copied into the current bucket of
-// reduce_bucket_size elements, and a bucket that would overflow is reduced first. A parameter larger
-// than the bucket is reduced alone, in its own storage. A bucket is reduced by one all-reduce over
-// the group after which every rank keeps the slices it owns (use_multi_rank_bucket_allreduce, the
-// default), or by one reduce per owning rank of its slices (false), or by the pre-division
-// all-reduce of the whole bucket (reduce_scatter false). With overlap_comm the reduction runs on
-// the "zero-reduce" comm stream with two buckets used in turn, and the owners' copies happen there
-// too; otherwise it runs on the group's comm stream and the compute stream waits for it.
+// reduce_independent_p_g_buckets_and_remove_grads / average_tensor / reduce_ipg_grads).
+// Gradients arrive one parameter at a time; each is copied into the current bucket of
+// reduce_bucket_size elements, and a bucket that would overflow is reduced first. A parameter
+// larger than the bucket is reduced alone, in its own storage. A bucket is reduced by one all-reduce
+// over the group after which every rank keeps the slices it owns (use_multi_rank_bucket_allreduce,
+// the default), or by one reduce per owning rank of its slices (false), or by the pre-division
+// all-reduce of the whole bucket (reduce_scatter false); the owners' copies follow on the same
+// stream. With overlap_comm this happens on the "zero-reduce" stream with two buckets used in turn:
+// before each reduction that stream waits for the compute stream and the compute stream for it
+// (DeepSpeed's two wait_stream calls), so a reduction overlaps the backward compute until the next
+// one. Without overlap_comm it runs on the group's comm stream and the compute stream waits at once.
 
 #include <cstdint>
 #include <functional>
@@ -35,15 +43,14 @@ struct GradAveraging {
   bool average = true;       // gradient_allreduce_op "mean"
   bool prescale = false;     // prescale_gradients
   double predivide = 1.0;    // gradient_predivide_factor
+  int sp = 1;                // sequence_parallel_size: "mean" divides by group size / sp
 };
 
 // The pre-division all-reduce of `view` over `group`, completed (the compute stream waits).
 void allreduce_with_predivide(comm::Comm& group, BufferView view, const GradAveraging& averaging);
 
-// ZeRO-3's reduce-scatter of a padded gradient into this rank's shard with the same averaging
-// rule; completed before returning.
-void reduce_scatter_with_predivide(comm::Comm& group, BufferView input, BufferView output,
-                                   const GradAveraging& averaging);
+// ZeRO-3's averaged reduce-scatter of a padded gradient into this rank's shard; completed.
+void reduce_scatter_zero3(comm::Comm& group, BufferView input, BufferView output, const GradAveraging& averaging);
 
 struct BucketReducerOptions {
   std::int64_t bucket_elements = 500'000'000;  // reduce_bucket_size
@@ -68,12 +75,12 @@ class BucketReducer {
   BucketReducer(const BucketReducer&) = delete;
   BucketReducer& operator=(const BucketReducer&) = delete;
 
-  // Hands over the full gradient of a parameter. `grad` must stay valid until the next add(),
-  // flush() or finish() (only a parameter larger than a bucket is read in place).
+  // Hands over the full gradient of a parameter. Its storage may be reused or freed once add()
+  // returns: it is copied into a bucket, or (larger than a bucket) reduced in place and waited for.
   void add(std::size_t param, BufferView grad);
   // Reduces what the current bucket holds.
   void flush();
-  // Flushes, then completes every reduction in flight and orders the compute stream after them.
+  // Flushes, then orders the compute stream after every reduction and copy (end of backward).
   void finish();
 
   std::int64_t bucket_elements() const { return bucket_numel_; }
@@ -84,13 +91,8 @@ class BucketReducer {
     std::int64_t bucket_offset;
     std::int64_t numel;
   };
-  struct InFlight {
-    std::vector<comm::WorkPtr> works;
-    BufferView data;
-    std::vector<Entry> entries;
-  };
-  void reduce(InFlight& flight);
-  void complete(InFlight& flight);
+  // Reduces `data` holding `entries` and delivers the owned slices, on stream().
+  void reduce(BufferView data, const std::vector<Entry>& entries);
   comm::Stream& stream();
 
   comm::Device& device_;
@@ -101,7 +103,6 @@ class BucketReducer {
   Deliver deliver_;
   std::int64_t bucket_numel_ = 0;
   std::vector<Buffer> buckets_;
-  std::vector<InFlight> in_flight_;  // per bucket index
   std::size_t index_ = 0;
   std::vector<Entry> entries_;
   std::int64_t filled_ = 0;

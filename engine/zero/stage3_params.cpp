@@ -14,13 +14,19 @@ Stage3Params::Stage3Params(comm::Device& device, comm::Comm& group, LayerRunner&
       shards_(shards),
       options_(options),
       gathered_(model.params.size()),
-      bound_(model.layer_count(), false) {}
+      bound_(model.layer_count(), false),
+      persistent_(model.params.size(), false) {
+  std::int64_t persistent_elements = 0;
+  for (std::size_t p = 0; p < model_.params.size(); ++p) {
+    const std::int64_t n = model_.params[p].numel;
+    if (n <= options_.persistence_threshold && persistent_elements + n <= options_.model_persistence_threshold) {
+      persistent_[p] = true;
+      persistent_elements += n;
+    }
+  }
+}
 
 Stage3Params::~Stage3Params() = default;
-
-bool Stage3Params::persistent(std::size_t param) const {
-  return model_.params[param].numel < options_.persistence_threshold;
-}
 
 std::size_t Stage3Params::position(std::size_t layer, Pass pass) const {
   return pass == Pass::forward ? layer : 2 * model_.layer_count() - 1 - layer;

@@ -9,14 +9,16 @@
 //    are issued (on the "zero-gather" comm stream, overlapping compute) while the prefetched
 //    elements in flight stay within stage3_prefetch_bucket_size and all gathered elements within
 //    stage3_max_live_parameters.
-//  - Persistence: a parameter with fewer than stage3_param_persistence_threshold elements is
-//    gathered once and never released (its shard is kept too); it is gathered again after every
+//  - Persistence: a parameter of at most stage3_param_persistence_threshold elements is gathered
+//    once and never released (its shard is kept too), while the persistent elements, counted in
+//    model order, stay within stage3_model_persistence_threshold; it is gathered again after every
 //    optimizer step.
 //  - Not modelled: stage3_max_reuse_distance (parameters are released after use whatever the
 //    distance to their next use) and the coalescing of a fetch into one collective (one all-gather
 //    per parameter: the same bytes, more launches).
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "engine/comm/comm.hpp"
@@ -29,6 +31,7 @@ struct Stage3Options {
   std::int64_t prefetch_elements = 50'000'000;
   std::int64_t max_live_elements = 1'000'000'000;
   std::int64_t persistence_threshold = 100'000;
+  std::int64_t model_persistence_threshold = std::numeric_limits<std::int64_t>::max();
 };
 
 enum class Pass { forward, backward };
@@ -55,7 +58,7 @@ class Stage3Params {
 
   // Elements gathered right now (persistent ones included).
   std::int64_t live_elements() const { return live_elements_; }
-  bool persistent(std::size_t param) const;
+  bool persistent(std::size_t param) const { return persistent_[param]; }
 
  private:
   struct Gathered {
@@ -80,6 +83,7 @@ class Stage3Params {
   Stage3Options options_;
   std::vector<Gathered> gathered_;  // per parameter
   std::vector<bool> bound_;         // per owner layer
+  std::vector<bool> persistent_;    // per parameter
   std::int64_t live_elements_ = 0;
 };
 

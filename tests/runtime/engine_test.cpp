@@ -443,9 +443,9 @@ TEST(Engine, LayersAreTimedOnTheComputeStreamAndTheGradientReductionFollowsTheLa
       engine.step();
     }
   });
-  // The start-up broadcast of the parameters takes 500 ns; then 3 layers: each micro-step is
-  // 3 x 1000 forward + 3 x 2000 backward = 9000 ns; the all-reduce follows the second micro-step's
-  // last backward (500 + 18000 ns).
+  // The start-up broadcasts of the 4 parameters (one each, as DeepSpeed's _broadcast_model) take
+  // 4 x 500 ns; then 3 layers: each micro-step is 3 x 1000 forward + 3 x 2000 backward = 9000 ns;
+  // the all-reduce follows the second micro-step's last backward (2000 + 18000 ns).
   std::int64_t reduce_start = -1, last_backward_end = -1;
   int forwards = 0;
   for (const auto& e : cluster.tracer(1).events()) {
@@ -461,8 +461,8 @@ TEST(Engine, LayersAreTimedOnTheComputeStreamAndTheGradientReductionFollowsTheLa
     }
   }
   EXPECT_EQ(forwards, 6);
-  EXPECT_EQ(last_backward_end, 18500);
-  EXPECT_EQ(reduce_start, 18500);
+  EXPECT_EQ(last_backward_end, 20000);
+  EXPECT_EQ(reduce_start, 20000);
 }
 
 }  // namespace

@@ -259,9 +259,7 @@ TEST(Zero, AnOverflowAtTheMinimumScaleIsDeepSpeedsErrorUnderZero) {
 }
 
 TEST(Zero, SkippedStepsAreCountedAndLeaveTheOptimizerStateAlone) {
-  // Two runs that differ only by an overflow at step 1: afterwards the one that skipped equals a
-  // run that never saw step 1's data... which cannot be arranged; instead, step 2 of the skipping
-  // run must equal step 1 of a run started from the same parameters, so compare the updates.
+  // An overflow at step 1 skips it (parameters as after step 0, the scale halved); step 2 trains.
   RunSpec spec{.world = 2, .stage = 1, .micro = 1, .gas = 1, .steps = 3, .precision = "fp16"};
   spec.model = {.widths = {2, 3, 1}, .shared_gain = false, .seed = 2};
   spec.config = {{"fp16", {{"enabled", true}, {"initial_scale_power", 8}, {"hysteresis", 1}}}};
@@ -291,6 +289,81 @@ TEST(Zero, ASkippedStepLeavesTheOptimizerStateAsIfItNeverHappened) {
     EXPECT_EQ(ra.skipped, (std::vector<bool>{true, false})) << "stage " << stage;
     EXPECT_EQ(ra.params, rb.params) << "stage " << stage;
   }
+}
+
+// ---- DeepSpeed's values, derived by hand --------------------------------------------------------
+
+TEST(Zero, StageOneReducesInFlatOrderThroughBucketsAsDeepSpeedDoes) {
+  // widths {3, 5, 1}: gradients of 15, 5, 5 and 1 elements in flat order; reduce_bucket_size 10.
+  // reduce_gradients (no overlap_comm) walks them in flat order: 15 > 10 is reduced alone; 5 and 5
+  // fill a bucket (10 is not more than 10); 1 overflows it, so [5, 5] goes, then [1] at the end.
+  RunSpec spec{.world = 2, .stage = 1, .micro = 1, .gas = 1, .steps = 1, .precision = "bf16"};
+  spec.model = {.widths = {3, 5, 1}, .shared_gain = false, .seed = 1};
+  spec.zero = {{"reduce_bucket_size", 10}, {"overlap_comm", false}};
+  auto bucket_bytes = [](const RunResult& r) {
+    std::vector<std::int64_t> bytes;  // bf16 all-reduces (the norm and overflow flag are fp32)
+    for (const auto& e : r.events) {
+      if (e.op == "all_reduce" && e.dtype == "bf16") bytes.push_back(e.bytes);
+    }
+    return bytes;
+  };
+  EXPECT_EQ(bucket_bytes(run(spec)), (std::vector<std::int64_t>{30, 20, 2}));
+  // With overlap_comm the hooks reduce as gradients become ready (last layer first, within a layer
+  // the last parameter first): 1 + 5 = 6, then 5, then 15 alone.
+  spec.zero["overlap_comm"] = true;
+  EXPECT_EQ(bucket_bytes(run(spec)), (std::vector<std::int64_t>{12, 10, 30}));
+}
+
+TEST(Zero, StageThreeAveragesAsDeepSpeedsReduceScatterCoalesced) {
+  // Four ranks; the toy model's gradients differ per rank. gradient_predivide_factor == N gives
+  // DeepSpeed's sum / N^2 (its post-multiplication is skipped when the factor equals N); the
+  // default (1) gives the mean. Compare the first step's update of SGD (lr 1, no momentum), which is
+  // minus the reduced gradient.
+  RunSpec spec{.world = 4, .stage = 3, .micro = 1, .gas = 1, .steps = 1};
+  spec.model = {.widths = {2, 3, 1}, .shared_gain = false, .seed = 6};
+  spec.config = {{"optimizer", {{"type", "SGD"}, {"params", {{"lr", 1.0}}}}}, {"gradient_clipping", 0.0}};
+  RunSpec before = spec;
+  before.steps = 0;
+  const std::vector<float> start = run(before).params;
+  const std::vector<float> mean_step = run(spec).params;
+  spec.config["gradient_predivide_factor"] = 4.0;
+  const std::vector<float> quarter_step = run(spec).params;
+  ASSERT_EQ(start.size(), mean_step.size());
+  for (std::size_t i = 0; i < start.size(); ++i) {
+    EXPECT_NEAR(quarter_step[i] - start[i], (mean_step[i] - start[i]) / 4.0f, 1e-6f) << i;
+  }
+}
+
+TEST(Zero, StageThreeFp16DividesBeforeSummingSoLargeGradientsDoNotOverflow) {
+  // Every rank's gradients are around 3e4 x the loss scale's share; summed before dividing they
+  // would pass fp16's 65504 on 4 ranks. DeepSpeed divides first: no step is skipped.
+  RunSpec spec{.world = 4, .stage = 3, .micro = 1, .gas = 1, .steps = 2, .precision = "fp16"};
+  spec.model = {.widths = {2, 3, 1}, .shared_gain = false, .seed = 6};
+  // A static loss scale that brings the largest gradients near 3e4.
+  spec.config = {{"fp16", {{"enabled", true}, {"loss_scale", 8192}}}};
+  const RunResult r = run(spec);
+  EXPECT_EQ(r.skipped, (std::vector<bool>{false, false}));
+  // The premise: at 4x that scale a single rank's own gradients already overflow, so a sum of four
+  // ranks' before dividing would.
+  RunSpec alone = spec;
+  alone.world = 1;
+  alone.steps = 1;
+  alone.config["fp16"]["loss_scale"] = 4 * 8192;
+  EXPECT_EQ(run(alone).skipped, (std::vector<bool>{true}));
+}
+
+TEST(Zero, TheReportedNormIsUnscaledWithTheScaleBeforeItsUpdate) {
+  // loss_scale_window 1: the dynamic scale doubles from the second step on. DeepSpeed reports
+  // scaled_norm / prev_scale, so the fp16 norm stays the fp32 one (not half of it).
+  RunSpec fp32{.world = 2, .stage = 2, .micro = 2, .gas = 1, .steps = 2};
+  fp32.model = {.widths = {2, 4, 1}, .shared_gain = false, .seed = 8};
+  fp32.config = {{"gradient_clipping", 0.0}};
+  RunSpec fp16 = fp32;
+  fp16.precision = "fp16";
+  fp16.config["fp16"] = {{"enabled", true}, {"initial_scale_power", 8}, {"loss_scale_window", 1}};
+  const RunResult a = run(fp32), b = run(fp16);
+  ASSERT_EQ(b.loss_scales, (std::vector<double>{256, 512}));
+  for (std::size_t s = 0; s < 2; ++s) EXPECT_NEAR(b.grad_norms[s], a.grad_norms[s], 0.02 * a.grad_norms[s]) << s;
 }
 
 // ---- Determinism -------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ RunResult run(const RunSpec& spec) {
         out.loss_scales.push_back(engine.loss_scale());
         out.skipped.push_back(engine.last_step_skipped());
         out.lrs.push_back(engine.get_lr().at(0));
+        out.grad_norms.push_back(engine.last_gradient_norm());
       }
     }
     if (r == 0) {
@@ -83,6 +84,7 @@ RunResult run(const RunSpec& spec) {
     out.memory_after_run[static_cast<std::size_t>(r)] = backend.device().memory();
   });
   out.trace = write_chrome_trace(cluster.trace_document());
+  out.events = cluster.tracer(0).events();
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/comm/device.hpp"
+#include "engine/core/trace.hpp"
 #include "tests/zero/toy_runner.hpp"
 
 namespace twinspeed::testing {
@@ -36,6 +37,8 @@ struct RunResult {
   std::vector<bool> skipped;          // per step
   std::vector<double> lrs;            // after each step
   std::vector<double> losses;         // rank 0, per micro-step
+  std::vector<double> grad_norms;     // rank 0, after each step (last_gradient_norm)
+  std::vector<TraceEvent> events;     // rank 0's trace events
   std::vector<comm::MemoryStats> memory_after_init;  // per rank
   std::vector<comm::MemoryStats> memory_after_run;   // per rank
   std::vector<std::vector<std::int64_t>> numels;     // parameter numels per group (one group)
