@@ -27,25 +27,42 @@ namespace {
 thread_local SimCluster::State* t_current_cluster = nullptr;
 
 std::uint64_t checksum(const void* data, std::size_t n) {
-  // FNV-1a over 64-bit words, then the tail bytes: any write to the buffer changes it with
-  // overwhelming probability, at memory speed.
-  std::uint64_t h = 1469598103934665603ull;
+  // FNV-1a over 64-bit words in four interleaved lanes (four independent multiply chains instead of
+  // one, so it runs at memory speed on the large inputs every collective checksums twice), then the
+  // tail bytes: any write to the buffer changes it with overwhelming probability.
+  constexpr std::uint64_t kPrime = 1099511628211ull;
+  std::uint64_t lanes[4] = {1469598103934665603ull, 1469598103934665603ull ^ 1, 1469598103934665603ull ^ 2,
+                            1469598103934665603ull ^ 3};
   const auto* p = static_cast<const unsigned char*>(data);
   std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    std::uint64_t words[4];
+    std::memcpy(words, p + i, sizeof words);
+    for (int k = 0; k < 4; ++k) lanes[k] = (lanes[k] ^ words[k]) * kPrime;
+  }
+  std::uint64_t h = lanes[0];
+  for (int k = 1; k < 4; ++k) h = (h ^ lanes[k]) * kPrime;
   for (; i + 8 <= n; i += 8) {
     std::uint64_t word;
     std::memcpy(&word, p + i, sizeof word);
-    h = (h ^ word) * 1099511628211ull;
+    h = (h ^ word) * kPrime;
   }
-  for (; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  for (; i < n; ++i) h = (h ^ p[i]) * kPrime;
   return h;
 }
 
-// A copy of a view's bytes; nothing for a view without data (shape fidelity holds no payload).
-Bytes snapshot_of(BufferView v) {
+// A view's bytes, in place; nothing for a view without data (shape fidelity holds no payload).
+std::span<const std::byte> bytes_of(BufferView v) {
   if (!v.has_data()) return {};
-  const auto* begin = static_cast<const std::byte*>(v.data());
-  return Bytes(begin, begin + v.bytes());  // copied straight in, no zero fill first
+  return {static_cast<const std::byte*>(v.data()), static_cast<std::size_t>(v.bytes())};
+}
+
+// A copy of a view's bytes from the cluster's pool; nothing for a view without data.
+HostBytes snapshot_of(BufferView v, const std::shared_ptr<HostBlockPool>& pool) {
+  const auto bytes = bytes_of(v);
+  HostBytes copy(pool, bytes.size());
+  if (!bytes.empty()) std::memcpy(copy.data(), bytes.data(), bytes.size());
+  return copy;
 }
 
 // Fills the parts of out that do not overlap in with poison: what a GPU's output holds until the
@@ -71,7 +88,10 @@ void poison_outside(BufferView out, BufferView in) {
 struct Contribution {
   bool issued = false;
   int global_rank = -1;
-  Bytes snapshot;
+  // What the collective reads of this rank's input: its snapshot, or the input itself when the
+  // collective executes at this rank's issue (the last to issue), before anything can change it.
+  HostBytes snapshot;
+  std::span<const std::byte> data;
   std::uint64_t sum = 0;
   BufferView input, output;
   std::int64_t ready_ns = 0;
@@ -103,7 +123,7 @@ struct P2PBatch {
   std::int64_t end_ns = 0;
   std::int64_t deadline_ns = 0;  // issue time + the issuer's timeout
   std::optional<CommError> error;
-  std::vector<std::pair<BufferView, Bytes>> deliveries;  // receive buffer, data
+  std::vector<std::pair<BufferView, HostBytes>> deliveries;  // receive buffer, data
   bool delivered = false;
 };
 
@@ -111,7 +131,7 @@ struct P2PBatch {
 struct P2PEnd {
   std::shared_ptr<P2PBatch> batch;
   BufferView buffer;
-  Bytes data;  // the send's snapshot
+  HostBytes data;  // the send's snapshot
   std::int64_t ready_ns = 0;
   SimStream* stream = nullptr;
 };
@@ -131,6 +151,9 @@ struct RankContext;
 
 struct SimCluster::State {
   ClusterOptions options;
+  // Host memory of every device and collective payload; declared before the ranks, whose Buffers
+  // return to it.
+  std::shared_ptr<HostBlockPool> pool = std::make_shared<HostBlockPool>();
   std::shared_ptr<const CostModel> costs;
   std::unique_ptr<Scheduler> scheduler_owner;
   Scheduler& scheduler;
@@ -262,7 +285,7 @@ struct RankContext final : comm::Backend {
       : cluster(c),
         rank_(rank),
         device_(rank, c.options.fidelity == Fidelity::numeric, c.options.capacity_bytes, *c.costs, tracer_,
-                &c.scheduler, &c.run_ahead) {
+                &c.scheduler, &c.run_ahead, c.pool) {
     if (c.options.reserved_bytes > 0) device_.reserve(c.options.reserved_bytes);
   }
 
@@ -409,9 +432,17 @@ comm::WorkPtr SimComm::issue(comm::CollectiveOp op, BufferView in, BufferView ou
   mine.global_rank = rank_.rank_;
   mine.input = in;
   mine.output = out;
-  // Only inputs the collective reads are copied (a broadcast reads its root's alone); every rank's
-  // checksum is kept for the write-before-wait check.
-  if (op != comm::CollectiveOp::broadcast || group_rank_ == root) mine.snapshot = snapshot_of(in);
+  // Only inputs the collective reads are copied (a broadcast reads its root's alone), and not the
+  // last issuer's: the collective executes below, before this rank can write its input. Every
+  // rank's checksum is kept for the write-before-wait check.
+  if (op != comm::CollectiveOp::broadcast || group_rank_ == root) {
+    if (p.issued + 1 == size()) {
+      mine.data = bytes_of(in);
+    } else {
+      mine.snapshot = snapshot_of(in, cluster.pool);
+      mine.data = {mine.snapshot.data(), mine.snapshot.size()};
+    }
+  }
   mine.sum = in.has_data() ? checksum(in.data(), static_cast<std::size_t>(in.bytes())) : 0;
   mine.ready_ns = stream.clock_ns();
   mine.timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(o.timeout).count();
@@ -437,11 +468,14 @@ void SimComm::fall_silent(std::int64_t seq, comm::CollectiveOp op) {
 
 void SimComm::execute(Pending& p) {
   SimCluster::State& cluster = rank_.cluster;
-  std::vector<const Bytes*> inputs;
-  for (const auto& c : p.parts) inputs.push_back(&c.snapshot);
-  if (cluster.options.fidelity == Fidelity::numeric) p.results = execute_collective(p.shape, inputs);
+  std::vector<std::span<const std::byte>> inputs;
+  for (const auto& c : p.parts) inputs.push_back(c.data);
+  if (cluster.options.fidelity == Fidelity::numeric) p.results = execute_collective(p.shape, inputs, cluster.pool);
   else p.results.assign(p.parts.size(), nullptr);
-  for (auto& c : p.parts) c.snapshot = Bytes{};  // executed: only the results are needed now
+  for (auto& c : p.parts) {  // executed: only the results are needed now
+    c.snapshot.reset();
+    c.data = {};
+  }
   std::int64_t start = 0;
   for (const auto& c : p.parts) start = std::max(start, c.ready_ns);
   const std::int64_t bytes = p.shape.input_numel * static_cast<std::int64_t>(dtype_size(p.shape.dtype));
@@ -490,7 +524,7 @@ comm::WorkPtr SimComm::batch_p2p(std::span<const comm::P2POp> ops, const comm::C
   for (const auto& op : ops) {
     const bool is_send = op.kind == comm::P2POp::Kind::send;
     Group::Channel channel = is_send ? Group::Channel{group_rank_, op.peer, op.tag} : Group::Channel{op.peer, group_rank_, op.tag};
-    P2PEnd end{.batch = batch, .buffer = op.buffer, .data = is_send ? snapshot_of(op.buffer) : Bytes{},
+    P2PEnd end{.batch = batch, .buffer = op.buffer, .data = is_send ? snapshot_of(op.buffer, cluster.pool) : HostBytes{},
                .ready_ns = ready_ns, .stream = &stream};
     if (!is_send) poison_outside(op.buffer, BufferView{});
     auto& opposite = (is_send ? group_.recvs : group_.sends)[channel];

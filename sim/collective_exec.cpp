@@ -1,5 +1,6 @@
 #include "sim/collective_exec.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/flat_ops.hpp"
@@ -18,12 +19,12 @@ kernels::Reduction reduction_of(comm::ReduceOp op) {
 }
 
 // Reduces `count` elements starting at element `offset` of every input, in group-rank order.
-Bytes reduce_slice(const CollectiveShape& s, const std::vector<const Bytes*>& inputs, std::int64_t offset,
-                   std::int64_t count) {
+HostBytes reduce_slice(const CollectiveShape& s, const std::vector<std::span<const std::byte>>& inputs,
+                       std::int64_t offset, std::int64_t count, const std::shared_ptr<HostBlockPool>& pool) {
   const std::size_t esize = dtype_size(s.dtype);
   std::vector<const void*> parts;
-  for (const Bytes* in : inputs) parts.push_back(in->data() + offset * static_cast<std::int64_t>(esize));
-  Bytes out(static_cast<std::size_t>(count) * esize);
+  for (const auto& in : inputs) parts.push_back(in.data() + offset * static_cast<std::int64_t>(esize));
+  HostBytes out(pool, static_cast<std::size_t>(count) * esize);  // every element is written below
   kernels::reduce(parts, out.data(), s.dtype, count, reduction_of(s.reduce_op));
   if (s.reduce_op == comm::ReduceOp::avg) {
     // AVG = SUM then scale, through the same kernel every backend uses.
@@ -38,34 +39,49 @@ Bytes reduce_slice(const CollectiveShape& s, const std::vector<const Bytes*>& in
 
 }  // namespace
 
-std::vector<SharedBytes> execute_collective(const CollectiveShape& s, const std::vector<const Bytes*>& inputs) {
+std::vector<SharedBytes> execute_collective(const CollectiveShape& s,
+                                            const std::vector<std::span<const std::byte>>& inputs,
+                                            const std::shared_ptr<HostBlockPool>& pool) {
   const int n = static_cast<int>(inputs.size());
   const std::size_t esize = dtype_size(s.dtype);
   std::vector<SharedBytes> results(inputs.size());
-  auto share = [](Bytes b) { return std::make_shared<const Bytes>(std::move(b)); };
+  auto share = [](HostBytes b) { return std::make_shared<const HostBytes>(std::move(b)); };
+  // Concatenates `bytes` bytes of each input starting at byte `from`, in group-rank order.
+  auto concatenate = [&](std::size_t from, std::size_t bytes) {
+    HostBytes out(pool, bytes * inputs.size());
+    std::byte* at = out.data();
+    for (const auto& in : inputs) {
+      const std::size_t have = in.size() > from ? std::min(bytes, in.size() - from) : 0;  // a view without data has none
+      if (have > 0) std::memcpy(at, in.data() + from, have);
+      if (have < bytes) std::memset(at + have, 0, bytes - have);
+      at += bytes;
+    }
+    return out;
+  };
   switch (s.op) {
     case comm::CollectiveOp::all_reduce: {
-      SharedBytes reduced = share(reduce_slice(s, inputs, 0, s.input_numel));
+      SharedBytes reduced = share(reduce_slice(s, inputs, 0, s.input_numel, pool));
       for (auto& r : results) r = reduced;
       break;
     }
     case comm::CollectiveOp::reduce:
-      results[static_cast<std::size_t>(s.root)] = share(reduce_slice(s, inputs, 0, s.input_numel));
+      results[static_cast<std::size_t>(s.root)] = share(reduce_slice(s, inputs, 0, s.input_numel, pool));
       break;
     case comm::CollectiveOp::reduce_scatter: {
       const std::int64_t chunk = s.input_numel / n;
-      for (int r = 0; r < n; ++r) results[static_cast<std::size_t>(r)] = share(reduce_slice(s, inputs, r * chunk, chunk));
+      for (int r = 0; r < n; ++r) results[static_cast<std::size_t>(r)] = share(reduce_slice(s, inputs, r * chunk, chunk, pool));
       break;
     }
     case comm::CollectiveOp::all_gather: {
-      Bytes gathered;
-      for (const Bytes* in : inputs) gathered.insert(gathered.end(), in->begin(), in->end());
-      SharedBytes all = share(std::move(gathered));
+      SharedBytes all = share(concatenate(0, static_cast<std::size_t>(s.input_numel) * esize));
       for (auto& r : results) r = all;
       break;
     }
     case comm::CollectiveOp::broadcast: {
-      SharedBytes root = std::make_shared<const Bytes>(*inputs[static_cast<std::size_t>(s.root)]);
+      const auto& in = inputs[static_cast<std::size_t>(s.root)];
+      HostBytes copy(pool, in.size());
+      if (!in.empty()) std::memcpy(copy.data(), in.data(), in.size());
+      SharedBytes root = share(std::move(copy));
       for (auto& r : results) r = root;
       break;
     }
@@ -73,14 +89,7 @@ std::vector<SharedBytes> execute_collective(const CollectiveShape& s, const std:
       // Rank r's output chunk j is rank j's input chunk r.
       const std::size_t chunk_bytes = static_cast<std::size_t>(s.input_numel / n) * esize;
       for (int r = 0; r < n; ++r) {
-        Bytes out;
-        out.reserve(chunk_bytes * static_cast<std::size_t>(n));
-        for (int j = 0; j < n; ++j) {
-          const Bytes& in = *inputs[static_cast<std::size_t>(j)];
-          auto from = in.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(r) * chunk_bytes);
-          out.insert(out.end(), from, from + static_cast<std::ptrdiff_t>(chunk_bytes));
-        }
-        results[static_cast<std::size_t>(r)] = share(std::move(out));
+        results[static_cast<std::size_t>(r)] = share(concatenate(static_cast<std::size_t>(r) * chunk_bytes, chunk_bytes));
       }
       break;
     }

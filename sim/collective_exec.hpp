@@ -6,16 +6,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "engine/comm/types.hpp"
 #include "engine/core/dtype.hpp"
+#include "sim/host_block_pool.hpp"
 
 namespace twinspeed::sim {
 
-using Bytes = std::vector<std::byte>;
 // A result several ranks receive unchanged (all-reduce, all-gather, broadcast) is shared, not copied.
-using SharedBytes = std::shared_ptr<const Bytes>;
+using SharedBytes = std::shared_ptr<const HostBytes>;
 
 struct CollectiveShape {
   comm::CollectiveOp op = comm::CollectiveOp::all_reduce;
@@ -26,7 +27,11 @@ struct CollectiveShape {
 };
 
 // results[r] is what group rank r's output receives; null when its output is untouched (reduce on
-// a non-root rank, barrier). inputs are every rank's snapshot, in group-rank order.
-std::vector<SharedBytes> execute_collective(const CollectiveShape& shape, const std::vector<const Bytes*>& inputs);
+// a non-root rank, barrier). inputs are every rank's input as it was at issue, in group-rank order
+// (empty where the collective does not read it: a broadcast's non-roots). Results are allocated
+// from pool.
+std::vector<SharedBytes> execute_collective(const CollectiveShape& shape,
+                                            const std::vector<std::span<const std::byte>>& inputs,
+                                            const std::shared_ptr<HostBlockPool>& pool);
 
 }  // namespace twinspeed::sim

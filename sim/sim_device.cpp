@@ -2,17 +2,12 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
 #include <cstring>
 
 #include "engine/core/errors.hpp"
 #include "sim/scheduler.hpp"
 
 namespace twinspeed::sim {
-
-namespace {
-constexpr std::size_t kAlignment = 64;  // one cache line; enough for any SIMD kernel
-}
 
 void SimStream::settle() {
   if (!blocker_) return;
@@ -51,13 +46,15 @@ void SimStream::wait(const comm::Event& event) {
 }
 
 SimDevice::SimDevice(int rank, bool has_data, std::int64_t capacity_bytes, const CostModel& costs,
-                     TraceRecorder& tracer, Scheduler* scheduler, RunAhead* run_ahead)
+                     TraceRecorder& tracer, Scheduler* scheduler, RunAhead* run_ahead,
+                     std::shared_ptr<HostBlockPool> pool)
     : rank_(rank),
       has_data_(has_data),
       costs_(costs),
       tracer_(tracer),
       scheduler_(scheduler),
       run_ahead_(run_ahead),
+      pool_(std::move(pool)),
       ledger_(rank, capacity_bytes),
       compute_("compute", rank, has_data, costs, tracer, scheduler, run_ahead) {}
 
@@ -69,8 +66,7 @@ Buffer SimDevice::allocate(DType dtype, std::int64_t numel, MemoryTag tag) {
   ledger_.charge(tag, bytes);
   void* data = nullptr;
   if (has_data_ && bytes > 0) {
-    auto rounded = static_cast<std::size_t>((bytes + kAlignment - 1) / kAlignment * kAlignment);
-    data = std::aligned_alloc(kAlignment, rounded);
+    data = pool_->acquire(static_cast<std::size_t>(bytes), true);
     if (data == nullptr) {
       ledger_.release(tag, bytes);
       throw OutOfMemory({.rank = rank_,
@@ -80,7 +76,6 @@ Buffer SimDevice::allocate(DType dtype, std::int64_t numel, MemoryTag tag) {
                          .in_use_bytes = ledger_.stats().total_current_bytes},
                         "the host allocator refused the request");
     }
-    std::memset(data, 0, rounded);
   }
   tracer_.record_memory({.rank = rank_, .time_ns = compute_.clock_ns(), .tag = tag, .bytes = ledger_.stats().current(tag)});
   return Buffer(this, tag, dtype, numel, data, rank_);
@@ -95,7 +90,7 @@ Buffer SimDevice::charge(MemoryTag tag, std::int64_t bytes) {
 
 void SimDevice::release(Buffer& buffer) noexcept {
   ledger_.release(buffer.tag(), buffer.bytes());
-  std::free(buffer.data());
+  pool_->release(buffer.data(), static_cast<std::size_t>(buffer.bytes()));
   try {
     tracer_.record_memory({.rank = rank_,
                            .time_ns = compute_.clock_ns(),

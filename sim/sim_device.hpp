@@ -14,6 +14,7 @@
 #include "engine/comm/device.hpp"
 #include "engine/core/trace.hpp"
 #include "sim/cost_model.hpp"
+#include "sim/host_block_pool.hpp"
 #include "sim/memory_ledger.hpp"
 
 namespace twinspeed::sim {
@@ -85,8 +86,9 @@ class SimStream final : public comm::Stream {
 
 class SimDevice final : public comm::Device {
  public:
+  // Buffers with data come from `pool` (shared by the cluster's devices).
   SimDevice(int rank, bool has_data, std::int64_t capacity_bytes, const CostModel& costs, TraceRecorder& tracer,
-            Scheduler* scheduler, RunAhead* run_ahead);
+            Scheduler* scheduler, RunAhead* run_ahead, std::shared_ptr<HostBlockPool> pool);
   ~SimDevice() override;
 
   int rank() const override { return rank_; }
@@ -111,6 +113,7 @@ class SimDevice final : public comm::Device {
   TraceRecorder& tracer_;
   Scheduler* scheduler_;
   RunAhead* run_ahead_;
+  std::shared_ptr<HostBlockPool> pool_;
   MemoryLedger ledger_;
   SimStream compute_;
   std::map<std::string, std::unique_ptr<SimStream>, std::less<>> streams_;

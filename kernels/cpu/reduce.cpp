@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <vector>
 
 #include "kernels/common/convert.hpp"
 
@@ -11,29 +10,32 @@ namespace twinspeed::kernels {
 
 namespace {
 
-// Element i of result: load(parts[0][i]) op load(parts[1][i]) op ... in rank order, accumulated
-// rank by rank over the whole array with the op fixed (a loop the compiler vectorises), then
-// stored. Same per-element order as an element-by-element loop, so the same bits.
+// Element i of result: load(parts[0][i]) op load(parts[1][i]) op ... in rank order, then stored.
+// Done a chunk at a time: the chunk's accumulators stay in L1 while every part streams past them
+// once (the loops over a chunk vectorise), instead of an accumulator array as large as the input
+// read and written once per part. Same per-element order, so the same bits.
 template <typename Stored, typename Accumulator, typename Load, typename Store>
 void reduce_as(std::span<const void* const> parts, void* out, std::int64_t n, Reduction op, Load load, Store store) {
-  std::vector<Accumulator> acc;
-  acc.reserve(static_cast<std::size_t>(n));  // filled from the first part, no zero fill first
-  const auto* first = static_cast<const Stored*>(parts[0]);
-  for (std::int64_t i = 0; i < n; ++i) acc.push_back(load(first[i]));
-  auto accumulate = [&](auto combine) {
-    for (std::size_t r = 1; r < parts.size(); ++r) {
-      const auto* part = static_cast<const Stored*>(parts[r]);
-      Accumulator* a = acc.data();
-      for (std::int64_t i = 0; i < n; ++i) a[i] = combine(a[i], load(part[i]));
+  constexpr std::int64_t kChunk = 2048;
+  auto run = [&](auto combine) {
+    Accumulator acc[kChunk];
+    for (std::int64_t begin = 0; begin < n; begin += kChunk) {
+      const std::int64_t m = std::min(kChunk, n - begin);
+      const auto* first = static_cast<const Stored*>(parts[0]) + begin;
+      for (std::int64_t i = 0; i < m; ++i) acc[i] = load(first[i]);
+      for (std::size_t r = 1; r < parts.size(); ++r) {
+        const auto* part = static_cast<const Stored*>(parts[r]) + begin;
+        for (std::int64_t i = 0; i < m; ++i) acc[i] = combine(acc[i], load(part[i]));
+      }
+      auto* result = static_cast<Stored*>(out) + begin;
+      for (std::int64_t i = 0; i < m; ++i) result[i] = store(acc[i]);
     }
   };
   switch (op) {
-    case Reduction::sum: accumulate([](Accumulator x, Accumulator y) { return x + y; }); break;
-    case Reduction::min: accumulate([](Accumulator x, Accumulator y) { return std::min(x, y); }); break;
-    case Reduction::max: accumulate([](Accumulator x, Accumulator y) { return std::max(x, y); }); break;
+    case Reduction::sum: run([](Accumulator x, Accumulator y) { return x + y; }); break;
+    case Reduction::min: run([](Accumulator x, Accumulator y) { return std::min(x, y); }); break;
+    case Reduction::max: run([](Accumulator x, Accumulator y) { return std::max(x, y); }); break;
   }
-  auto* result = static_cast<Stored*>(out);
-  for (std::int64_t i = 0; i < n; ++i) result[i] = store(acc[static_cast<std::size_t>(i)]);
 }
 
 template <typename T>
