@@ -4,6 +4,7 @@
 #include <malloc.h>
 #endif
 
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -11,19 +12,38 @@ namespace twinspeed::sim {
 
 namespace {
 
-// Ranks run one at a time, so heap memory one rank frees (LibTorch's activations, at the end of
-// its backward) could serve the next rank at once. But glibc gives each new thread a malloc arena
-// of its own, where what one rank freed is invisible to the others and goes back to the kernel, to
-// be faulted in again, zeroed, by the next rank (a numeric 8-rank gpt-bench ZeRO-2 step spent a
-// fifth of its time there). So every thread created from the first threaded run on shares one
-// arena. Process-wide and permanent (glibc fixes its arena limit when it first needs it); the ranks
-// never allocate concurrently, other threads of the process may contend on the arena's lock.
-void share_malloc_arena_between_threads() {
+// Ranks run one at a time, so heap memory one rank frees (LibTorch's activations at the end of its
+// backward, its model's initial weights once the engine holds them) could serve the next rank at
+// once. glibc defeats that twice: each new thread gets a malloc arena of its own, where what one
+// rank freed is invisible to the others; and free memory at the top of the heap goes back to the
+// kernel, to be faulted in again, zeroed, by the next rank. In a numeric 8-rank gpt-bench ZeRO-2
+// step the two cost about a fifth of the wall time. So while ranks run as threads: one arena for
+// every thread created from the first run on (process-wide and permanent: glibc fixes its arena
+// limit when it first needs it; the ranks never allocate concurrently, other threads of the process
+// may contend on the arena's lock), blocks up to 32 MiB from the heap, and no trimming; after the
+// run, trimming as glibc's own adaptive rule ends up (64 MiB) and the free memory returned.
+class RankHeapPolicy {
+ public:
+  RankHeapPolicy() {
 #if defined(__GLIBC__)
-  static std::once_flag once;
-  std::call_once(once, [] { mallopt(M_ARENA_MAX, 1); });
+    static std::once_flag once;
+    std::call_once(once, [] { mallopt(M_ARENA_MAX, 1); });
+    mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+    mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 #endif
-}
+  }
+  ~RankHeapPolicy() {
+#if defined(__GLIBC__)
+    mallopt(M_TRIM_THRESHOLD, 2 * kMmapThreshold);
+    malloc_trim(0);
+#endif
+  }
+  RankHeapPolicy(const RankHeapPolicy&) = delete;
+  RankHeapPolicy& operator=(const RankHeapPolicy&) = delete;
+
+ private:
+  static constexpr int kMmapThreshold = 32 << 20;  // glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX)
+};
 
 }  // namespace
 
@@ -100,7 +120,7 @@ void ThreadScheduler::block_until(const Ready& ready) {
 }
 
 std::vector<std::exception_ptr> ThreadScheduler::run(const std::function<void(int)>& body) {
-  share_malloc_arena_between_threads();
+  const RankHeapPolicy heap_policy;
   std::vector<std::exception_ptr> errors(states_.size());
   std::vector<std::thread> threads;
   {
