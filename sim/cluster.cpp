@@ -113,6 +113,10 @@ struct Pending {
   std::int64_t start_ns = 0;
   std::int64_t end_ns = 0;
   std::vector<SharedBytes> results;
+  // A reduction folds inputs into acc as they are issued, in group-rank order: the first `folded`
+  // group ranks are in; an input issued before its turn waits as a snapshot (folds_inputs()).
+  HostBytes acc;
+  int folded = 0;
   int delivered = 0;  // participants whose wait() delivered; at size() the entry is dropped
 };
 
@@ -346,6 +350,10 @@ class SimComm final : public comm::Comm {
                                .rank = rank_.rank_, .missing = std::move(missing)});
   }
   void execute(Pending& p);
+  bool folds_inputs(const CollectiveShape& shape) const {
+    return rank_.cluster.options.fidelity == Fidelity::numeric && is_reduction(shape.op) && shape.input_numel > 0;
+  }
+  void fold_in_turn(Pending& p, std::span<const std::byte> input);
   [[noreturn]] void fall_silent(std::int64_t seq, comm::CollectiveOp op);
 
   RankContext& rank_;
@@ -433,9 +441,17 @@ comm::WorkPtr SimComm::issue(comm::CollectiveOp op, BufferView in, BufferView ou
   mine.input = in;
   mine.output = out;
   // Only inputs the collective reads are copied (a broadcast reads its root's alone), and not the
-  // last issuer's: the collective executes below, before this rank can write its input. Every
-  // rank's checksum is kept for the write-before-wait check.
-  if (op != comm::CollectiveOp::broadcast || group_rank_ == root) {
+  // last issuer's: the collective executes below, before this rank can write its input. A
+  // reduction copies only inputs issued before their turn to be folded in. Every rank's checksum
+  // is kept for the write-before-wait check.
+  if (folds_inputs(p.shape)) {
+    if (!in.has_data()) throw Error(fmt::format("{} on group {}: a numeric input without data", comm::collective_op_name(op), group_.id));
+    if (group_rank_ == p.folded) {
+      fold_in_turn(p, bytes_of(in));
+    } else {
+      mine.snapshot = snapshot_of(in, cluster.pool);
+    }
+  } else if (op != comm::CollectiveOp::broadcast || group_rank_ == root) {
     if (p.issued + 1 == size()) {
       mine.data = bytes_of(in);
     } else {
@@ -466,12 +482,30 @@ void SimComm::fall_silent(std::int64_t seq, comm::CollectiveOp op) {
                   {.group = group_.id, .seq = seq, .op = std::string(comm::collective_op_name(op)), .rank = rank_.rank_});
 }
 
+// Folds the input of group rank p.folded (this rank's, at its issue), then every input issued
+// ahead of its turn that is now next.
+void SimComm::fold_in_turn(Pending& p, std::span<const std::byte> input) {
+  fold_reduction_input(p.shape, p.acc, p.folded == 0, input, rank_.cluster.pool);
+  ++p.folded;
+  while (p.folded < size() && !p.parts[static_cast<std::size_t>(p.folded)].snapshot.empty()) {
+    HostBytes& waiting = p.parts[static_cast<std::size_t>(p.folded)].snapshot;
+    fold_reduction_input(p.shape, p.acc, false, {waiting.data(), waiting.size()}, rank_.cluster.pool);
+    waiting.reset();
+    ++p.folded;
+  }
+}
+
 void SimComm::execute(Pending& p) {
   SimCluster::State& cluster = rank_.cluster;
   std::vector<std::span<const std::byte>> inputs;
   for (const auto& c : p.parts) inputs.push_back(c.data);
-  if (cluster.options.fidelity == Fidelity::numeric) p.results = execute_collective(p.shape, inputs, cluster.pool);
-  else p.results.assign(p.parts.size(), nullptr);
+  if (folds_inputs(p.shape)) {
+    p.results = finish_reduction(p.shape, size(), std::move(p.acc), cluster.pool);
+  } else if (cluster.options.fidelity == Fidelity::numeric) {
+    p.results = execute_collective(p.shape, inputs, cluster.pool);
+  } else {
+    p.results.assign(p.parts.size(), nullptr);
+  }
   for (auto& c : p.parts) {  // executed: only the results are needed now
     c.snapshot.reset();
     c.data = {};

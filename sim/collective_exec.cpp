@@ -18,6 +18,16 @@ kernels::Reduction reduction_of(comm::ReduceOp op) {
   }
 }
 
+// AVG = SUM then scale, through the same kernel every backend uses.
+void average_in_place(const CollectiveShape& s, int n, HostBytes& out, std::int64_t count) {
+  if (s.reduce_op != comm::ReduceOp::avg) return;
+  struct Owner final : BufferOwner {
+    void release(Buffer&) noexcept override {}
+  } owner;
+  Buffer view(&owner, MemoryTag::temporaries, s.dtype, count, out.data(), -1);
+  kernels::scale(view.all(), 1.0 / static_cast<double>(n));
+}
+
 // Reduces `count` elements starting at element `offset` of every input, in group-rank order.
 HostBytes reduce_slice(const CollectiveShape& s, const std::vector<std::span<const std::byte>>& inputs,
                        std::int64_t offset, std::int64_t count, const std::shared_ptr<HostBlockPool>& pool) {
@@ -26,14 +36,7 @@ HostBytes reduce_slice(const CollectiveShape& s, const std::vector<std::span<con
   for (const auto& in : inputs) parts.push_back(in.data() + offset * static_cast<std::int64_t>(esize));
   HostBytes out(pool, static_cast<std::size_t>(count) * esize);  // every element is written below
   kernels::reduce(parts, out.data(), s.dtype, count, reduction_of(s.reduce_op));
-  if (s.reduce_op == comm::ReduceOp::avg) {
-    // AVG = SUM then scale, through the same kernel every backend uses.
-    struct Owner final : BufferOwner {
-      void release(Buffer&) noexcept override {}
-    } owner;
-    Buffer view(&owner, MemoryTag::temporaries, s.dtype, count, out.data(), -1);
-    kernels::scale(view.all(), 1.0 / static_cast<double>(inputs.size()));
-  }
+  average_in_place(s, static_cast<int>(inputs.size()), out, count);
   return out;
 }
 
@@ -96,6 +99,51 @@ std::vector<SharedBytes> execute_collective(const CollectiveShape& s,
     case comm::CollectiveOp::barrier:
     case comm::CollectiveOp::batch_p2p:
       break;
+  }
+  return results;
+}
+
+bool is_reduction(comm::CollectiveOp op) {
+  return op == comm::CollectiveOp::all_reduce || op == comm::CollectiveOp::reduce ||
+         op == comm::CollectiveOp::reduce_scatter;
+}
+
+void fold_reduction_input(const CollectiveShape& s, HostBytes& acc, bool first, std::span<const std::byte> input,
+                          const std::shared_ptr<HostBlockPool>& pool) {
+  if (first) acc = HostBytes(pool, static_cast<std::size_t>(s.input_numel) * kernels::accumulator_size(s.dtype));
+  kernels::reduce_into(acc.data(), input.data(), s.dtype, s.input_numel, reduction_of(s.reduce_op), first);
+}
+
+std::vector<SharedBytes> finish_reduction(const CollectiveShape& s, int n, HostBytes acc,
+                                          const std::shared_ptr<HostBlockPool>& pool) {
+  const std::size_t esize = dtype_size(s.dtype), asize = kernels::accumulator_size(s.dtype);
+  // The result of elements [offset, offset + count): the accumulators themselves when they are the
+  // whole result in its own dtype, else rounded into new bytes.
+  auto finish = [&](std::int64_t offset, std::int64_t count) {
+    HostBytes out;
+    if (asize == esize && offset == 0 && count == s.input_numel) {
+      out = std::move(acc);
+    } else {
+      out = HostBytes(pool, static_cast<std::size_t>(count) * esize);
+      kernels::reduce_finish(acc.data() + static_cast<std::size_t>(offset) * asize, out.data(), s.dtype, count);
+    }
+    average_in_place(s, n, out, count);
+    return std::make_shared<const HostBytes>(std::move(out));
+  };
+  std::vector<SharedBytes> results(static_cast<std::size_t>(n));
+  switch (s.op) {
+    case comm::CollectiveOp::all_reduce: {
+      SharedBytes reduced = finish(0, s.input_numel);
+      for (auto& r : results) r = reduced;
+      break;
+    }
+    case comm::CollectiveOp::reduce: results[static_cast<std::size_t>(s.root)] = finish(0, s.input_numel); break;
+    case comm::CollectiveOp::reduce_scatter: {
+      const std::int64_t chunk = s.input_numel / n;
+      for (int r = 0; r < n; ++r) results[static_cast<std::size_t>(r)] = finish(r * chunk, chunk);
+      break;
+    }
+    default: break;
   }
   return results;
 }

@@ -34,4 +34,14 @@ std::vector<SharedBytes> execute_collective(const CollectiveShape& shape,
                                             const std::vector<std::span<const std::byte>>& inputs,
                                             const std::shared_ptr<HostBlockPool>& pool);
 
+// Reductions (all_reduce, reduce, reduce_scatter) can instead fold each input in as it is issued,
+// in group-rank order, so no input needs a copy that waits for the others:
+// fold_reduction_input folds one (first: allocates acc from pool), and finish_reduction gives the
+// n ranks' results, the same bytes as execute_collective.
+bool is_reduction(comm::CollectiveOp op);
+void fold_reduction_input(const CollectiveShape& shape, HostBytes& acc, bool first, std::span<const std::byte> input,
+                          const std::shared_ptr<HostBlockPool>& pool);
+std::vector<SharedBytes> finish_reduction(const CollectiveShape& shape, int n, HostBytes acc,
+                                          const std::shared_ptr<HostBlockPool>& pool);
+
 }  // namespace twinspeed::sim

@@ -43,7 +43,64 @@ void reduce_plain(std::span<const void* const> parts, void* out, std::int64_t n,
   reduce_as<T, T>(parts, out, n, op, [](T v) { return v; }, [](T v) { return v; });
 }
 
+// acc[i] = load(part[i]) when first, else combine(acc[i], load(part[i])): one step of reduce_as.
+template <typename Stored, typename Accumulator, typename Load>
+void fold_as(Accumulator* acc, const void* contribution, std::int64_t n, Reduction op, bool first, Load load) {
+  const auto* part = static_cast<const Stored*>(contribution);
+  auto run = [&](auto combine) {
+    for (std::int64_t i = 0; i < n; ++i) acc[i] = combine(acc[i], load(part[i]));
+  };
+  if (first) {
+    for (std::int64_t i = 0; i < n; ++i) acc[i] = load(part[i]);
+    return;
+  }
+  switch (op) {
+    case Reduction::sum: run([](Accumulator x, Accumulator y) { return x + y; }); break;
+    case Reduction::min: run([](Accumulator x, Accumulator y) { return std::min(x, y); }); break;
+    case Reduction::max: run([](Accumulator x, Accumulator y) { return std::max(x, y); }); break;
+  }
+}
+
+template <typename T>
+void fold_plain(void* acc, const void* contribution, std::int64_t n, Reduction op, bool first) {
+  fold_as<T, T>(static_cast<T*>(acc), contribution, n, op, first, [](T v) { return v; });
+}
+
 }  // namespace
+
+std::size_t accumulator_size(DType dtype) {
+  return dtype == DType::bf16 || dtype == DType::f16 ? sizeof(float) : dtype_size(dtype);
+}
+
+void reduce_into(void* acc, const void* contribution, DType dtype, std::int64_t n, Reduction op, bool first) {
+  if (n == 0) return;
+  switch (dtype) {
+    case DType::f32: return fold_plain<float>(acc, contribution, n, op, first);
+    case DType::f64: return fold_plain<double>(acc, contribution, n, op, first);
+    case DType::i64: return fold_plain<std::int64_t>(acc, contribution, n, op, first);
+    case DType::i32: return fold_plain<std::int32_t>(acc, contribution, n, op, first);
+    case DType::u8: return fold_plain<std::uint8_t>(acc, contribution, n, op, first);
+    case DType::bf16:
+      return fold_as<std::uint16_t, float>(static_cast<float*>(acc), contribution, n, op, first, bf16_to_float);
+    case DType::f16:
+      return fold_as<std::uint16_t, float>(static_cast<float*>(acc), contribution, n, op, first, fp16_to_float);
+  }
+}
+
+void reduce_finish(const void* acc, void* out, DType dtype, std::int64_t n) {
+  if (n == 0) return;
+  const auto* a = static_cast<const float*>(acc);
+  auto* o = static_cast<std::uint16_t*>(out);
+  switch (dtype) {
+    case DType::bf16:
+      for (std::int64_t i = 0; i < n; ++i) o[i] = float_to_bf16(a[i]);
+      return;
+    case DType::f16:
+      for (std::int64_t i = 0; i < n; ++i) o[i] = float_to_fp16(a[i]);
+      return;
+    default: std::memmove(out, acc, static_cast<std::size_t>(n) * dtype_size(dtype)); return;
+  }
+}
 
 void reduce(std::span<const void* const> parts, void* out, DType dtype, std::int64_t n, Reduction op) {
   if (parts.empty() || n == 0) return;
