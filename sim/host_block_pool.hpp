@@ -1,13 +1,16 @@
 #pragma once
 // Host memory behind one simulated cluster's device Buffers and collective payloads.
 //
-// A numeric simulation allocates and frees the same large sizes over and over (a layer's
-// gradients every backward, a bucket's snapshots every reduction), rank after rank. From the C
-// allocator each such block is a fresh mmap: every page faults and is cleared by the kernel, and
-// a zero-filled Buffer is then cleared a second time by memset. The pool instead keeps released
-// large blocks (up to a cap) and hands them out again by size, to any rank (ranks run one at a
-// time; a mutex keeps it safe regardless). A fresh large block is mapped directly, so its zero
-// fill is the kernel's and pages nobody touches cost nothing.
+// A numeric simulation allocates and frees the same sizes over and over (a layer's gradients every
+// backward, an all-reduce's result every step), rank after rank, and every rank's persistent state
+// once. Fresh memory is what costs: each page faults and is cleared by the kernel (and a
+// zero-filled Buffer was then cleared a second time by memset). So blocks below kHeapBlockBytes
+// come from the C heap, which while ranks run is one arena that is never trimmed
+// (sim/scheduler.cpp): what any rank freed, LibTorch's activations included, serves the next
+// allocation warm. Larger blocks (a model-sized bucket or result) are mapped fresh, zero-filled by
+// the kernel with no memset and untouched pages costing nothing, and kept when released (up to a
+// cap) for the next request of the same size, from any rank (ranks run one at a time; a mutex
+// keeps it safe regardless).
 
 #include <cstddef>
 #include <map>
@@ -15,6 +18,10 @@
 #include <mutex>
 
 namespace twinspeed::sim {
+
+// Blocks up to this size glibc serves from its heap while ranks run (its largest mmap threshold,
+// DEFAULT_MMAP_THRESHOLD_MAX on 64-bit); larger ones the pool maps itself.
+inline constexpr std::size_t kHeapBlockBytes = std::size_t{32} << 20;
 
 class HostBlockPool {
  public:
@@ -33,7 +40,7 @@ class HostBlockPool {
   std::size_t pooled_bytes() const;
 
   // Blocks from this size up are mapped and pooled; smaller ones come from aligned_alloc.
-  static constexpr std::size_t kLargeBytes = std::size_t{256} << 10;
+  static constexpr std::size_t kLargeBytes = kHeapBlockBytes;
   static constexpr std::size_t kDefaultKeepBytes = std::size_t{1} << 30;
 
  private:

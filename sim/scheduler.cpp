@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+#include "sim/host_block_pool.hpp"
+
 namespace twinspeed::sim {
 
 namespace {
@@ -42,7 +44,7 @@ class RankHeapPolicy {
   RankHeapPolicy& operator=(const RankHeapPolicy&) = delete;
 
  private:
-  static constexpr int kMmapThreshold = 32 << 20;  // glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX)
+  static constexpr int kMmapThreshold = static_cast<int>(kHeapBlockBytes);
 };
 
 }  // namespace
