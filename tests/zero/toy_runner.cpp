@@ -107,6 +107,7 @@ void ToyRunner::add_grad(std::size_t layer, std::size_t index, const std::vector
 }
 
 Activation ToyRunner::forward(std::size_t layer, const Activation& input) {
+  if (model_.on_forward) model_.on_forward(rank_, layer);
   const ToyActivation& x = toy(input);
   saved_in_[layer] = input;
   std::vector<float> y;

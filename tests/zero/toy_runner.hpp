@@ -6,6 +6,7 @@
 // parameter gradients are rounded to the parameters' dtype, as twinspeed's fp16 emulation does.
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -18,6 +19,8 @@ struct ToyModel {
   std::vector<std::int64_t> widths = {3, 5, 1};  // input, hidden..., output
   bool shared_gain = false;
   std::uint64_t seed = 1;
+  // Called at the start of every layer's forward with (rank, layer): lets a test observe memory.
+  std::function<void(int rank, std::size_t layer)> on_forward;
 };
 
 class ToyActivation final : public ActivationData {
