@@ -48,6 +48,7 @@
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/engine_settings.hpp"
 #include "sim/cluster.hpp"
+#include "sim/scheduler.hpp"
 
 namespace twinspeed {
 namespace {
@@ -268,6 +269,9 @@ BENCHMARK(BM_SimulationHostMemory)->Iterations(1)->Unit(benchmark::kMillisecond)
 }  // namespace twinspeed
 
 int main(int argc, char** argv) {
+  // Before LibTorch's or OpenBLAS's worker threads allocate: every thread, simulated ranks
+  // included, shares one malloc arena (what the simulator asks of a program that runs it).
+  twinspeed::sim::share_one_malloc_arena();
   if (argc == 2 && std::string_view(argv[1]).starts_with(twinspeed::kProbeFlag)) {
     return twinspeed::memory_probe(std::string_view(argv[1]).substr(twinspeed::kProbeFlag.size()));
   }

@@ -19,17 +19,15 @@ namespace {
 // once. glibc defeats that twice: each new thread gets a malloc arena of its own, where what one
 // rank freed is invisible to the others; and free memory at the top of the heap goes back to the
 // kernel, to be faulted in again, zeroed, by the next rank. In a numeric 8-rank gpt-bench ZeRO-2
-// step the two cost about a fifth of the wall time. So while ranks run as threads: one arena for
-// every thread created from the first run on (process-wide and permanent: glibc fixes its arena
-// limit when it first needs it; the ranks never allocate concurrently, other threads of the process
-// may contend on the arena's lock), blocks up to 32 MiB from the heap, and no trimming; after the
-// run, trimming as glibc's own adaptive rule ends up (64 MiB) and the free memory returned.
+// step the two cost about a fifth of the wall time. So while ranks run as threads: one arena
+// (share_one_malloc_arena, scheduler.hpp), blocks up to 32 MiB from the heap, and no trimming;
+// after the run, trimming as glibc's own adaptive rule ends up (64 MiB) and the free memory
+// returned.
 class RankHeapPolicy {
  public:
   RankHeapPolicy() {
 #if defined(__GLIBC__)
-    static std::once_flag once;
-    std::call_once(once, [] { mallopt(M_ARENA_MAX, 1); });
+    share_one_malloc_arena();
     mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
     mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 #endif
@@ -48,6 +46,13 @@ class RankHeapPolicy {
 };
 
 }  // namespace
+
+void share_one_malloc_arena() {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  std::call_once(once, [] { mallopt(M_ARENA_MAX, 1); });
+#endif
+}
 
 struct ThreadScheduler::RankState {
   std::condition_variable baton;

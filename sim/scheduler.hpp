@@ -43,6 +43,14 @@ class Scheduler {
   std::function<bool()> deadlock_handler_;
 };
 
+// Makes every thread that allocates from now on share glibc's main malloc arena (no-op elsewhere).
+// ThreadScheduler::run calls it, so memory one rank's LibTorch code frees serves the next rank; but
+// glibc fixes its arena limit once, and threads that allocated before (LibTorch's and OpenBLAS's
+// workers) keep arenas of their own that later rank threads are spread over. A program that runs
+// numeric simulations calls it first thing in main(). Process-wide and permanent; threads
+// allocating concurrently contend on the one arena.
+void share_one_malloc_arena();
+
 // Each rank on its own OS thread, handing a baton (numeric fidelity: LibTorch's autograd state is
 // thread-local, so ranks need their own threads). ~10 us per hand-off.
 class ThreadScheduler final : public Scheduler {
