@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/command.hpp"
+#include "sim/scheduler.hpp"
 #include "cli/exit_codes.hpp"
 #include "engine/core/errors.hpp"
 
@@ -22,6 +23,8 @@ int report(const twinspeed::Error& e, int code) {
 
 int main(int argc, char** argv) {
   using namespace twinspeed;
+  // Before any thread exists: simulated ranks then share one malloc arena (sim/scheduler.hpp).
+  sim::share_one_malloc_arena();
   CLI::App app{
       "twinspeed: DeepSpeed's training engine in C++, with a deterministic simulated cluster.\n"
       "Results go to stdout; logs, warnings and progress to stderr. Exit codes: 0 success,\n"

@@ -320,8 +320,8 @@ void Engine::ensure_layer_gradients(std::size_t owner) {
   if (!layer_grads_[owner].empty() || model_.owned[owner].empty()) return;
   std::int64_t total = 0;
   for (std::size_t id : model_.owned[owner]) total += layer_gradient_numel(id);
+  // Zero-filled by the device: backward accumulates into it.
   layer_grads_[owner] = backend_->device().allocate(dtype_, total, MemoryTag::grads);
-  kernels::fill_zero(layer_grads_[owner].all());
   std::vector<BufferView> views;
   for (std::size_t id : model_.owned[owner]) {
     views.push_back(layer_grads_[owner].view(layer_grad_offset_[id], model_.params[id].numel));
