@@ -132,7 +132,7 @@ void Engine::allocate() {
                       .persistence_threshold = z.stage3.stage3_param_persistence_threshold,
                       .model_persistence_threshold = z.stage3.stage3_model_persistence_threshold});
   }
-  kernels::fill_zero(grads_.all());
+  // (Buffers come zero-filled from the device: gradients start at zero.)
   // Where each gradient sits in its owner layer's short-lived storage (stages 2-3).
   layer_grad_offset_.assign(model_.params.size(), 0);
   for (std::size_t layer = 0; layer < model_.layer_count(); ++layer) {
@@ -513,6 +513,7 @@ void Engine::step() {
     const StepOutcome outcome = tracker_.record_step(skipped);
     if (!skipped) {
       std::vector<Buffer> fp32;
+      fp32.reserve(model_.groups.size());  // views below point at these Buffers: no reallocation
       std::vector<BufferView> grads;
       for (std::size_t g = 0; g < model_.groups.size(); ++g) {
         BufferView compute = compute_gradients_of_group(g);

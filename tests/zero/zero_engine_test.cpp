@@ -116,6 +116,23 @@ TEST(Zero, TheLossFallsAtEveryStageAndPrecision) {
   }
 }
 
+TEST(Zero, MixedPrecisionWithSeveralParamGroupsTrainsLikeStageZero) {
+  // Weights and biases in two groups with their own weight decay; the step's fp32 gradients are
+  // one short-lived Buffer per group.
+  for (const char* precision : {"bf16", "fp16"}) {
+    RunSpec spec{.world = 2, .stage = 0, .micro = 2, .gas = 2, .steps = 3, .precision = precision};
+    spec.model = {.widths = {3, 5, 1}, .shared_gain = false, .seed = 5};
+    spec.param_groups = {{.parameters = {0, 2}, .lr = std::nullopt, .weight_decay = 0.1},
+                         {.parameters = {1, 3}, .lr = std::nullopt, .weight_decay = 0.0}};
+    spec.config = {{"optimizer", {{"type", "SGD"}, {"params", {{"lr", 0.05}, {"momentum", 0.9}}}}}};
+    const RunResult reference = run(spec);
+    for (int stage = 1; stage <= 3; ++stage) {
+      spec.stage = stage;
+      EXPECT_LE(max_abs_diff(run(spec).params, reference.params), 3e-2f) << precision << " stage " << stage;
+    }
+  }
+}
+
 // ---- Memory ------------------------------------------------------------------------------------
 
 RC_GTEST_PROP(ZeroProperty, BytesPerTagEqualTheZeroFormulaPlusBuckets, ()) {

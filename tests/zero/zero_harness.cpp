@@ -50,7 +50,8 @@ RunResult run(const RunSpec& spec) {
     for (const auto& [rank, micro, layer, index] : spec.overflows) runner->inject_overflow(rank, micro, layer, index);
     Engine engine({.backend = std::shared_ptr<comm::Backend>(&backend, [](comm::Backend*) {}),
                    .settings = engine_settings_from(config),
-                   .runner = runner});
+                   .runner = runner,
+                   .param_groups = spec.param_groups});
     const int r = backend.rank();
     out.memory_after_init[static_cast<std::size_t>(r)] = backend.device().memory();
     const std::int64_t in = spec.model.widths.front(), outs = spec.model.widths.back();

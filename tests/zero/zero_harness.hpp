@@ -10,6 +10,7 @@
 
 #include "engine/comm/device.hpp"
 #include "engine/core/trace.hpp"
+#include "engine/zero/model_layout.hpp"
 #include "tests/zero/toy_runner.hpp"
 
 namespace twinspeed::testing {
@@ -25,6 +26,7 @@ struct RunSpec {
   nlohmann::json zero = nlohmann::json::object();    // extra zero_optimization keys
   nlohmann::json config = nlohmann::json::object();  // extra top-level keys (override)
   ToyModel model;
+  std::vector<ParamGroupSpec> param_groups;  // empty: one group
   std::int64_t capacity_bytes = 0;
   // (rank, micro-step, layer, parameter index): +inf written into that gradient.
   std::vector<std::tuple<int, std::int64_t, std::size_t, std::size_t>> overflows;
