@@ -16,7 +16,7 @@
 #include "engine/core/trace_chrome.hpp"
 #include "sim/cluster.hpp"
 #include "sim/preset_costs.hpp"
-#include "sim/presets/presets.hpp"
+#include "sim/presets/cluster_file.hpp"
 #include "sim/sim_device.hpp"
 
 namespace twinspeed::cli {
@@ -79,7 +79,7 @@ void run_demo(const DemoOptions& o) {
   constexpr std::int64_t kFeatures = 16, kHidden = 64;
   torch::manual_seed(o.seed);
   auto dataset = make_dataset(o.samples, kFeatures);
-  const sim::ClusterSpec cluster = sim::cluster_for_world(sim::cluster_preset(o.cluster, "--cluster"), o.world);
+  const sim::ClusterSpec cluster = sim::cluster_for_world(sim::resolve_cluster(o.cluster), o.world);
   sim::SimCluster sim_cluster(sim::cluster_options(cluster, o.world, sim::Fidelity::numeric, DType::f32));
 
   std::vector<RankRecord> ranks(static_cast<std::size_t>(o.world));
@@ -215,7 +215,7 @@ void register_demo_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10'000'000));
   demo->add_option("--world", options->world, "Simulated ranks")->capture_default_str()->check(CLI::Range(1, 1024));
-  demo->add_option("--cluster", options->cluster, "Cluster preset the ranks run on (see `twinspeed presets`)")
+  demo->add_option("--cluster", options->cluster, "Cluster preset the ranks run on (see `twinspeed presets`) or a cluster JSON file")
       ->capture_default_str();
   demo->add_option("--trace", options->trace, "Where to write the run's Chrome trace (written atomically)")
       ->capture_default_str();

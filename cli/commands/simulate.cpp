@@ -44,13 +44,6 @@ struct SimulateArgs {
   bool no_progress = false;
 };
 
-// A cluster preset name, or a twinspeed.cluster/1 file (a path: it has a '/' or ends in .json).
-sim::ClusterSpec resolve_cluster(const std::string& name) {
-  const std::filesystem::path path(name);
-  if (name.find('/') != std::string::npos || path.extension() == ".json") return sim::load_cluster_file(path);
-  return sim::cluster_preset(name, "--cluster");
-}
-
 // --seq, else the model's own length (a preset's n_positions is its training length), capped at 4096.
 std::pair<std::int64_t, std::string> resolve_seq(const SimulateArgs& args, const ModelConfig& model) {
   if (args.seq_option->count() > 0) {
@@ -107,7 +100,7 @@ void print_warning(const ReportWarning& w) {
 void run_simulate(const SimulateArgs& args) {
   const Config config = Config::load(args.config, LoadOptions{.world = args.world});
   const ModelConfig model = load_model_preset(args.model);
-  const sim::ClusterSpec cluster = resolve_cluster(args.cluster);
+  const sim::ClusterSpec cluster = sim::resolve_cluster(args.cluster);
   if (cluster.inter_node.kind == "none" && args.world > cluster.devices_per_node) {
     // Growing the cluster to more nodes would need a network it does not have.
     throw ConfigError("--world", std::to_string(args.world),

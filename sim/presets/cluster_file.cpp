@@ -327,4 +327,10 @@ void save_cluster_file(const ClusterSpec& cluster, const std::filesystem::path& 
   write_file_atomically(file, write_cluster(cluster));
 }
 
+ClusterSpec resolve_cluster(const std::string& preset_or_file, const std::string& option) {
+  const std::filesystem::path path(preset_or_file);
+  if (preset_or_file.find('/') != std::string::npos || path.extension() == ".json") return load_cluster_file(path);
+  return cluster_preset(preset_or_file, option);
+}
+
 }  // namespace twinspeed::sim

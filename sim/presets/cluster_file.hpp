@@ -22,6 +22,10 @@ ClusterSpec cluster_from_json(const nlohmann::json& document);
 ClusterSpec parse_cluster(std::string_view text, const std::string& source = "cluster file");
 ClusterSpec load_cluster_file(const std::filesystem::path& file);
 
+// What a `--cluster` argument names: a twinspeed.cluster/1 file when it looks like a path (has a
+// '/' or ends in .json), else a preset (ConfigError at `option` with "did you mean" when unknown).
+ClusterSpec resolve_cluster(const std::string& preset_or_file, const std::string& option = "--cluster");
+
 // The document, keys in the order of docs/CLUSTER.md ("schema" first, "warnings": [] last).
 nlohmann::ordered_json cluster_to_json(const ClusterSpec& cluster);
 nlohmann::ordered_json device_to_json(const DeviceSpec& device);
