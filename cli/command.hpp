@@ -11,6 +11,7 @@ namespace twinspeed::cli {
 void register_config_commands(CLI::App& app);
 void register_demo_command(CLI::App& app);
 void register_presets_command(CLI::App& app);
+void register_schedule_command(CLI::App& app);
 void register_simulate_command(CLI::App& app);
 
 }  // namespace twinspeed::cli

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   cli::register_config_commands(app);
   cli::register_demo_command(app);
   cli::register_presets_command(app);
+  cli::register_schedule_command(app);
   cli::register_simulate_command(app);
 
   try {

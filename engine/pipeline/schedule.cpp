@@ -19,6 +19,17 @@ constexpr std::array<std::string_view, kNumOpKinds> kOpAbbreviations = {"LD", "F
 
 bool is_even(int x) { return x % 2 == 0; }
 
+void check_shape(int micro_batches, int stages, int stage) {
+  if (micro_batches < 1) {
+    throw UsageError("pipeline schedule: micro_batches = " + std::to_string(micro_batches) + ": must be >= 1");
+  }
+  if (stages < 1) throw UsageError("pipeline schedule: stages = " + std::to_string(stages) + ": must be >= 1");
+  if (stage < 0 || stage >= stages) {
+    throw UsageError("pipeline schedule: stage = " + std::to_string(stage) + ": must be in [0, " +
+                     std::to_string(stages) + ")");
+  }
+}
+
 }  // namespace
 
 std::string_view op_name(OpKind op) { return kOpNames[static_cast<std::size_t>(op)]; }
@@ -47,14 +58,7 @@ bool is_buffer_op(OpKind op) {
 
 Schedule::Schedule(int micro_batches, int stages, int stage)
     : micro_batches_(micro_batches), stages_(stages), stage_(stage) {
-  if (micro_batches < 1) {
-    throw UsageError("pipeline schedule: micro_batches = " + std::to_string(micro_batches) + ": must be >= 1");
-  }
-  if (stages < 1) throw UsageError("pipeline schedule: stages = " + std::to_string(stages) + ": must be >= 1");
-  if (stage < 0 || stage >= stages) {
-    throw UsageError("pipeline schedule: stage = " + std::to_string(stage) + ": must be in [0, " +
-                     std::to_string(stages) + ")");
-  }
+  check_shape(micro_batches, stages, stage);
 }
 
 std::vector<Step> Schedule::steps() const {
@@ -142,6 +146,19 @@ Step InferenceSchedule::step(int step_id) const {
   }
   if (has_now) cmds.push_back(buffer_op(OpKind::ForwardPass, micro_batch, recv_buffer));
   return cmds;
+}
+
+std::vector<std::unique_ptr<Schedule>> make_schedules(ScheduleKind kind, int micro_batches, int stages) {
+  check_shape(micro_batches, stages, 0);
+  std::vector<std::unique_ptr<Schedule>> out;
+  for (int s = 0; s < stages; ++s) {
+    if (kind == ScheduleKind::Train) {
+      out.push_back(std::make_unique<TrainSchedule>(micro_batches, stages, s));
+    } else {
+      out.push_back(std::make_unique<InferenceSchedule>(micro_batches, stages, s));
+    }
+  }
+  return out;
 }
 
 }  // namespace twinspeed::pipeline

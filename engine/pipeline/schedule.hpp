@@ -18,6 +18,7 @@
 // `twinspeed schedule --json`.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -132,5 +133,10 @@ class InferenceSchedule final : public Schedule {
   int num_buffers() const override;
   Step step(int step_id) const override;
 };
+
+enum class ScheduleKind { Train, Inference };
+
+// One schedule per stage of an S-stage pipeline over M micro-batches (throws as the constructors).
+std::vector<std::unique_ptr<Schedule>> make_schedules(ScheduleKind kind, int micro_batches, int stages);
 
 }  // namespace twinspeed::pipeline

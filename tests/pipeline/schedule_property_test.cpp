@@ -14,7 +14,6 @@
 namespace twinspeed::pipeline {
 namespace {
 
-using testing::ScheduleKind;
 
 struct Shape {
   int stages;
@@ -75,7 +74,7 @@ RC_GTEST_PROP(PipelineScheduleProperty, StreamsRunAgainstEachOtherNeverDeadlockA
 
 RC_GTEST_PROP(PipelineScheduleProperty, BufferIdsAreBelowTheBufferCountAndOnlyOnBufferInstructions, ()) {
   const Shape shape = any_shape();
-  for (const auto& schedule : testing::make_schedules(any_kind(), shape.micro_batches, shape.stages)) {
+  for (const auto& schedule : make_schedules(any_kind(), shape.micro_batches, shape.stages)) {
     RC_ASSERT(schedule->num_buffers() >= 1);
     for (const Instruction& in : flatten(schedule->steps())) {
       if (is_buffer_op(in.op)) {
@@ -130,7 +129,7 @@ RC_GTEST_PROP(PipelineScheduleProperty, TrainingTakes2MPlusSMinus1StepsAndInfere
   const Shape shape = any_shape();
   for (const ScheduleKind kind : {ScheduleKind::Train, ScheduleKind::Inference}) {
     const int expected = (kind == ScheduleKind::Train ? 2 : 1) * (shape.micro_batches + shape.stages - 1);
-    for (const auto& schedule : testing::make_schedules(kind, shape.micro_batches, shape.stages)) {
+    for (const auto& schedule : make_schedules(kind, shape.micro_batches, shape.stages)) {
       RC_ASSERT(schedule->num_steps() == expected);
       RC_ASSERT(static_cast<int>(schedule->steps().size()) == expected);
     }

@@ -13,7 +13,6 @@
 namespace twinspeed::pipeline {
 namespace {
 
-using testing::ScheduleKind;
 
 // Each stage's steps abbreviated ("RG0 SA1 B0", "-" when idle).
 std::vector<std::vector<std::string>> abbreviated(ScheduleKind kind, int micro_batches, int stages) {
@@ -28,7 +27,7 @@ std::vector<std::vector<std::string>> abbreviated(ScheduleKind kind, int micro_b
 
 std::vector<int> buffer_counts(ScheduleKind kind, int micro_batches, int stages) {
   std::vector<int> out;
-  for (const auto& schedule : testing::make_schedules(kind, micro_batches, stages)) {
+  for (const auto& schedule : make_schedules(kind, micro_batches, stages)) {
     out.push_back(schedule->num_buffers());
   }
   return out;

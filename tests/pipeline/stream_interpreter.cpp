@@ -4,18 +4,6 @@
 
 namespace twinspeed::pipeline::testing {
 
-std::vector<std::unique_ptr<Schedule>> make_schedules(ScheduleKind kind, int micro_batches, int stages) {
-  std::vector<std::unique_ptr<Schedule>> out;
-  for (int s = 0; s < stages; ++s) {
-    if (kind == ScheduleKind::Train) {
-      out.push_back(std::make_unique<TrainSchedule>(micro_batches, stages, s));
-    } else {
-      out.push_back(std::make_unique<InferenceSchedule>(micro_batches, stages, s));
-    }
-  }
-  return out;
-}
-
 std::vector<std::vector<Step>> all_streams(ScheduleKind kind, int micro_batches, int stages) {
   std::vector<std::vector<Step>> out;
   for (const auto& schedule : make_schedules(kind, micro_batches, stages)) out.push_back(schedule->steps());

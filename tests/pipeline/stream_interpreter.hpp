@@ -7,7 +7,6 @@
 // the optimizer) nothing; a matched pair completes when its later end arrives.
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,10 +14,6 @@
 
 namespace twinspeed::pipeline::testing {
 
-enum class ScheduleKind { Train, Inference };
-
-// One schedule per stage of an S-stage pipeline over M micro-batches.
-std::vector<std::unique_ptr<Schedule>> make_schedules(ScheduleKind kind, int micro_batches, int stages);
 // Every stage's steps.
 std::vector<std::vector<Step>> all_streams(ScheduleKind kind, int micro_batches, int stages);
 
