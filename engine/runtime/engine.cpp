@@ -8,6 +8,7 @@
 
 #include "engine/core/errors.hpp"
 #include "engine/zero/grad_reduction.hpp"
+#include "engine/zero/stage3_grads.hpp"
 #include "engine/zero/stage3_params.hpp"
 #include "kernels/cpu/flat_ops.hpp"
 
@@ -143,8 +144,17 @@ void Engine::allocate() {
     }
   }
 
+  const BucketReducerOptions bucket_options{.bucket_elements = settings_.zero.comm.reduce_bucket_size,
+                                            .overlap_comm = settings_.zero.comm.overlap_comm,
+                                            .reduce_scatter = settings_.zero.comm.reduce_scatter,
+                                            .multi_rank_bucket_allreduce =
+                                                settings_.zero.comm.use_multi_rank_bucket_allreduce,
+                                            .averaging = averaging_of(settings_),
+                                            .dtype = dtype_};
+  if (stage == 3) {
+    stage3_grads_ = std::make_unique<Stage3GradReducer>(device, *zero_group_, model_, shards_, grads_, bucket_options);
+  }
   if (stage == 1 || stage == 2) {
-    const auto& c = settings_.zero.comm;
     BucketReducer::Deliver deliver;
     if (stage == 1) {
       // The full gradients share the parameters' padded layout: the reduced slice goes back in place.
@@ -159,15 +169,7 @@ void Engine::allocate() {
         kernels::accumulate(grads_.view(master_offset_[g] + local, reduced.numel), reduced);
       };
     }
-    reducer_ = std::make_unique<BucketReducer>(
-        device, *zero_group_, model_, flat_,
-        BucketReducerOptions{.bucket_elements = c.reduce_bucket_size,
-                             .overlap_comm = c.overlap_comm,
-                             .reduce_scatter = c.reduce_scatter,
-                             .multi_rank_bucket_allreduce = c.use_multi_rank_bucket_allreduce,
-                             .averaging = averaging_of(settings_),
-                             .dtype = dtype_},
-        std::move(deliver));
+    reducer_ = std::make_unique<BucketReducer>(device, *zero_group_, model_, flat_, bucket_options, std::move(deliver));
   }
 }
 
@@ -331,18 +333,12 @@ void Engine::ensure_layer_gradients(std::size_t owner) {
 }
 
 void Engine::gradients_ready(std::size_t layer) {
-  comm::Device& device = backend_->device();
   for (std::size_t id : model_.grads_ready[layer]) {
     const ModelParam& p = model_.params[id];
     const std::int64_t at = layer_grad_offset_[id];
     if (p.group >= 0 && p.numel > 0) {
       if (stage3_) {
-        const std::int64_t shard = shards_.shard_numel[id];
-        BufferView padded = layer_grads_[p.layer].view(at, layer_gradient_numel(id));
-        Buffer mine = device.allocate(dtype_, shard, MemoryTag::temporaries);
-        reduce_scatter_zero3(*zero_group_, padded, mine.all(), averaging_of(settings_));
-        device.compute_stream().launch("accumulate grad shard", comm::copy_cost(mine.bytes()),
-                                       [&] { kernels::accumulate(grads_.view(shards_.offset[id], shard), mine.all()); });
+        stage3_grads_->add(id, layer_grads_[p.layer].view(at, layer_gradient_numel(id)));
       } else {
         reducer_->add(id, layer_grads_[p.layer].view(at, p.numel));
       }
@@ -380,6 +376,7 @@ void Engine::backward(const Activation& loss) {
   }
   runner_->release_saved();
   if (settings_.zero_stage == 2 || stage1_hooks) reducer_->finish();
+  if (stage3_grads_) stage3_grads_->finish();
   if (boundary && !stage1_hooks) reduce_boundary_gradients();
 }
 

@@ -45,6 +45,7 @@
 namespace twinspeed {
 
 class BucketReducer;
+class Stage3GradReducer;
 class Stage3Params;
 
 // Builds the optimizer once the engine knows where each param group lives: `groups` are fp32
@@ -158,6 +159,7 @@ class Engine {
   std::vector<std::int64_t> layer_grad_offset_;  // per parameter: where it sits in its owner's
   std::unique_ptr<BucketReducer> reducer_;
   std::unique_ptr<Stage3Params> stage3_;
+  std::unique_ptr<Stage3GradReducer> stage3_grads_;
   std::shared_ptr<Optimizer> optimizer_;
   std::shared_ptr<LRScheduler> scheduler_;
   std::unique_ptr<LossScaler> scaler_;

@@ -37,11 +37,12 @@ void allreduce_with_predivide(comm::Comm& group, BufferView view, const GradAver
   scale_unless_one(view, f.after);
 }
 
-void reduce_scatter_zero3(comm::Comm& group, BufferView input, BufferView output, const GradAveraging& a) {
+void reduce_scatter_zero3(comm::Comm& group, BufferView input, BufferView output, const GradAveraging& a,
+                          comm::Stream* stream) {
   const double f = a.predivide, n = static_cast<double>(group.size());
   if (!a.prescale && f != 1.0) kernels::scale(input, 1.0 / f);
   kernels::scale(input, 1.0 / n);  // reduce_scatter_coalesced's own division
-  group.reduce_scatter(input, output)->wait();
+  group.reduce_scatter(input, output, {.stream = stream})->wait(stream);
   if (!a.prescale && f != 1.0 && f != n) kernels::scale(output, f);
 }
 

@@ -49,8 +49,10 @@ struct GradAveraging {
 // The pre-division all-reduce of `view` over `group`, completed (the compute stream waits).
 void allreduce_with_predivide(comm::Comm& group, BufferView view, const GradAveraging& averaging);
 
-// ZeRO-3's averaged reduce-scatter of a padded gradient into this rank's shard; completed.
-void reduce_scatter_zero3(comm::Comm& group, BufferView input, BufferView output, const GradAveraging& averaging);
+// ZeRO-3's averaged reduce-scatter of padded gradients into this rank's shards, on `stream` (null:
+// the group's comm stream, then the compute stream waits); the host waits for the data.
+void reduce_scatter_zero3(comm::Comm& group, BufferView input, BufferView output, const GradAveraging& averaging,
+                          comm::Stream* stream = nullptr);
 
 struct BucketReducerOptions {
   std::int64_t bucket_elements = 500'000'000;  // reduce_bucket_size
