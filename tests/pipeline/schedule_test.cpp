@@ -3,6 +3,7 @@
 // InferenceSchedule.steps()), and the schedules' argument checks.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,41 @@ TEST(Schedule, RejectsMicroBatchesStagesOrStageOutOfRange) {
   EXPECT_THROW(TrainSchedule(2, 2, 2), UsageError);
   EXPECT_THROW(InferenceSchedule(2, 2, -1), UsageError);
   EXPECT_NO_THROW(InferenceSchedule(1, 1, 0));
+}
+
+// The oracle of the property tests: it must catch a deadlock and a mismatched pair, and time a
+// pipeline as the discrete-event model says.
+TEST(StreamInterpreter, ReportsADeadlockWhenNeighboursBothSendFirst) {
+  const std::vector<std::vector<Step>> streams = {
+      {{{OpKind::SendActivation, 0, 0}}, {{OpKind::RecvGrad, 0, 0}}},
+      {{{OpKind::SendGrad, 0, 0}}, {{OpKind::RecvActivation, 0, 0}}},
+  };
+  const testing::Execution ex = testing::execute(streams);
+  EXPECT_FALSE(ex.completed);
+  EXPECT_NE(ex.error.find("stuck: stage 0 SendActivation"), std::string::npos) << ex.error;
+  EXPECT_EQ(ex.pairs, 0);
+}
+
+TEST(StreamInterpreter, ReportsASendMetByAnotherMicroBatchsReceive) {
+  const std::vector<std::vector<Step>> streams = {
+      {{{OpKind::SendActivation, 0, 0}}},
+      {{{OpKind::RecvActivation, 0, 1}}},
+  };
+  const testing::Execution ex = testing::execute(streams);
+  EXPECT_FALSE(ex.completed);
+  EXPECT_NE(ex.error.find("met stage 1 RecvActivation"), std::string::npos) << ex.error;
+}
+
+TEST(StreamInterpreter, AReceiveCompletesWhenItsSendArrives) {
+  const std::vector<std::vector<Step>> streams = {
+      {{{OpKind::ForwardPass, 0, 0}, {OpKind::SendActivation, 0, 0}}},
+      {{{OpKind::RecvActivation, 0, 0}, {OpKind::ForwardPass, 0, 0}}},
+  };
+  const testing::Execution ex = testing::execute(streams, {.forward_ns = 5, .backward_ns = 7});
+  ASSERT_TRUE(ex.completed) << ex.error;
+  EXPECT_EQ(ex.pairs, 1);
+  EXPECT_EQ(ex.finish_ns, (std::vector<std::int64_t>{5, 10}));
+  EXPECT_EQ(ex.busy_ns, (std::vector<std::int64_t>{5, 5}));
 }
 
 }  // namespace
