@@ -52,6 +52,8 @@ struct SimulateRequest {
   sim::Fidelity fidelity = sim::Fidelity::shape;
   std::uint64_t seed = 0;
   RecomputeMode recompute = RecomputeMode::none;
+  // pp > 1: how the PipelineModule splits the model's layers (DeepSpeed's partition_method).
+  std::string partition_method = "parameters";
   RankModelFactory make_model;  // make_shape_rank_model for shape fidelity
   // Called on rank 0 after each optimizer step (progress).
   std::function<void(std::int64_t step)> on_step;

@@ -31,6 +31,7 @@ struct SimulateArgs {
   std::string model;
   std::string cluster;
   int world = 1;
+  std::optional<int> pp;
   int steps = 1;
   std::int64_t seq = 0;
   CLI::Option* seq_option = nullptr;
@@ -98,7 +99,7 @@ void print_warning(const ReportWarning& w) {
 }
 
 void run_simulate(const SimulateArgs& args) {
-  const Config config = Config::load(args.config, LoadOptions{.world = args.world});
+  const Config config = Config::load(args.config, LoadOptions{.world = args.world, .pp = args.pp});
   const ModelConfig model = load_model_preset(args.model);
   const sim::ClusterSpec cluster = sim::resolve_cluster(args.cluster);
   if (cluster.inter_node.kind == "none" && args.world > cluster.devices_per_node) {
@@ -109,7 +110,21 @@ void run_simulate(const SimulateArgs& args) {
   }
   const auto [seq_len, seq_source] = resolve_seq(args, model);
   const FidelityChoice fidelity = choose_fidelity(args, config, model, seq_len);
-  const RecomputeMode recompute = parse_recompute(args.recompute);
+  RecomputeMode recompute = parse_recompute(args.recompute);
+  std::optional<std::string> checkpoint_note;
+  const PipelineConfig& pipe = config.pipeline();
+  if (config.mesh().pp > 1 && pipe.activation_checkpoint_interval > 0 && recompute == RecomputeMode::none) {
+    // DeepSpeed's PipelineModule checkpoints every `interval` layers; the zoo checkpoints blocks.
+    recompute = RecomputeMode::full;
+    checkpoint_note = fmt::format("activation_checkpoint_interval {}: the transformer blocks recompute their forward "
+                                  "in backward (as --recompute full{})",
+                                  pipe.activation_checkpoint_interval,
+                                  pipe.activation_checkpoint_interval > 1 ? "; every block keeps its input, where "
+                                                                            "DeepSpeed keeps one per interval" : "");
+  }
+  // DeepSpeed's PipelineModule takes its partition_method as an argument ("parameters" by
+  // default); twinspeed reads pipeline.partition, whose DeepSpeed default "best" means that.
+  const std::string partition = pipe.partition.empty() || pipe.partition == "best" ? "parameters" : pipe.partition;
   if (recompute == RecomputeMode::selective && fidelity.fidelity == sim::Fidelity::numeric) {
     throw NotImplemented("--recompute selective: the model zoo recomputes whole blocks only (full); run it with "
                          "--fidelity shape");
@@ -119,9 +134,11 @@ void run_simulate(const SimulateArgs& args) {
                         .config = &config, .model = &model, .cluster = &cluster, .seq_len = seq_len,
                         .seq_source = seq_source, .fidelity = fidelity.fidelity,
                         .fidelity_source = fidelity.source, .all_ranks = args.all_ranks,
-                        .per_rank = args.per_rank, .seed = args.seed, .recompute = args.recompute};
+                        .per_rank = args.per_rank, .seed = args.seed,
+                        .recompute = checkpoint_note ? std::string("full") : args.recompute};
   for (const ConfigWarning& w : config.warnings()) report.warnings.push_back({w.path, w.message, w.note});
   if (fidelity.note) report.warnings.push_back({"fidelity", *fidelity.note, true});
+  if (checkpoint_note) report.warnings.push_back({"pipeline.activation_checkpoint_interval", *checkpoint_note, true});
   if (args.all_ranks) {
     report.warnings.push_back({"--all-ranks", "the simulator runs every rank already (symmetric ranks are not "
                                               "collapsed yet), so this changes nothing", true});
@@ -130,7 +147,7 @@ void run_simulate(const SimulateArgs& args) {
   const auto wall_start = std::chrono::steady_clock::now();
   const SimulateResult result = run_simulation(
       {.config = &config, .model = &model, .cluster = cluster, .steps = args.steps, .seq_len = seq_len,
-       .fidelity = fidelity.fidelity, .seed = args.seed, .recompute = recompute,
+       .fidelity = fidelity.fidelity, .seed = args.seed, .recompute = recompute, .partition_method = partition,
        .make_model = fidelity.fidelity == sim::Fidelity::numeric ? RankModelFactory(make_numeric_rank_model)
                                                                   : RankModelFactory(make_shape_rank_model),
        .on_step = [&](std::int64_t step) { progress.update(step, fmt::format("step {}", step)); }});
@@ -171,6 +188,10 @@ void register_simulate_command(CLI::App& app) {
                   "Cluster preset (dgx-a100-80gb, dgx-h100, dgx-h200, vtrain-a100, local-cpu) or a cluster JSON file")
       ->required();
   cmd->add_option("--world", args->world, "Number of simulated ranks")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--pp", args->pp,
+                  "Pipeline stages: the model's layers split across stages (PipelineEngine, 1F1B); overrides "
+                  "pipeline.stages")
+      ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--steps", args->steps, "Optimizer steps (accumulation boundaries) to run")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));

@@ -50,6 +50,7 @@ void TraceRecorder::record(TraceEvent event) {
   if (event.step < 0) event.step = context_.step;
   if (event.micro_batch < 0) event.micro_batch = context_.micro_batch;
   if (event.stage < 0) event.stage = context_.stage;
+  if (event.instruction.empty()) event.instruction = context_.instruction;
   events_.push_back(std::move(event));
 }
 

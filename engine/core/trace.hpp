@@ -37,6 +37,7 @@ struct TraceEvent {
   int micro_batch = -1;
   std::int64_t step = -1;  // optimizer step; the Chrome writer derives "step N" slices from it
   int stage = -1;          // pipeline stage
+  std::string instruction;  // the pipeline instruction it ran under ("ForwardPass"); empty: none
   // Flow ids link a point-to-point send to its receive (an arrow in Perfetto). The send's slice
   // carries the id in flow_out, the receive's slice the same id in flow_in. Each id is used by
   // exactly one flow_out and one flow_in in a trace, on events of the same category. -1: none.
@@ -66,6 +67,7 @@ struct TraceContext {
   std::int64_t step = -1;
   int micro_batch = -1;
   int stage = -1;
+  std::string instruction;  // the pipeline instruction being executed ("ForwardPass")
 };
 
 class TraceRecorder {

@@ -163,6 +163,7 @@ void read_slice_args(const Object& event, TraceEvent& e) {
   if (args.find("micro_batch")) e.micro_batch = args.small_integer("micro_batch", 0);
   if (args.find("step")) e.step = args.integer("step", 0, kMax);
   if (args.find("stage")) e.stage = args.small_integer("stage", 0);
+  if (args.find("instruction")) e.instruction = args.string("instruction");
   if (args.find("flow_out")) e.flow_out = args.integer("flow_out", 0, kMax);
   if (args.find("flow_in")) e.flow_in = args.integer("flow_in", 0, kMax);
 }

@@ -125,6 +125,7 @@ void append_event_args(std::string& out, const TraceEvent& e) {
   number("micro_batch", e.micro_batch, -1);
   number("step", e.step, -1);
   number("stage", e.stage, -1);
+  text("instruction", e.instruction);
   number("flow_out", e.flow_out, -1);
   number("flow_in", e.flow_in, -1);
   if (first) return;

@@ -29,7 +29,7 @@ bool take_int(std::string_view& s, int& out) {
 // Every field, in the order that breaks ties after (start, longer first, name).
 auto event_key(const TraceEvent& e) {
   return std::tie(e.start_ns, e.name, e.category, e.op, e.group, e.seq, e.bytes, e.dtype, e.micro_batch, e.step,
-                  e.stage, e.flow_out, e.flow_in, e.rank, e.lane);
+                  e.stage, e.instruction, e.flow_out, e.flow_in, e.rank, e.lane);
 }
 
 std::int64_t end_of(const TraceEvent& e) { return e.start_ns + e.duration_ns; }

@@ -18,7 +18,13 @@
 //    it owns AND shares are bound; backward accumulates (+=) into the bound gradient views of all
 //    of them. The views' dtype is the compute dtype (fp32, bf16, fp16).
 //  - forward(i, x) saves what backward(i) needs; backward(i, dy) returns dx (empty when x needs
-//    none);
+//    none). Several micro-batches may be in flight (a pipeline stage runs forwards ahead of
+//    backwards): each layer keeps a queue of saved states and backward(i) consumes the oldest;
+//  - activation_dtype / write_activation / read_activation move activations between pipeline
+//    stages: the element type of an activation's values, the values copied into a buffer of
+//    product(shape) elements, and a new activation holding a copy of a buffer (a stage's input:
+//    backward of its first layer returns its gradient). Runners that never run in a pipeline may
+//    keep the defaults, which throw NotImplemented;
 //  - loss(y, labels) returns a scalar activation (when the model has no loss function, y itself
 //    must be that scalar); loss_backward(loss, scale) returns d(scale * loss)/dy.
 #include <cstdint>
@@ -29,6 +35,8 @@
 
 #include "engine/comm/types.hpp"
 #include "engine/core/buffer.hpp"
+#include "engine/core/dtype.hpp"
+#include "engine/core/errors.hpp"
 #include "engine/mesh/group_kind.hpp"
 #include "engine/model/activation.hpp"
 
@@ -83,10 +91,20 @@ class LayerRunner {
   virtual double scalar(const Activation& value) const = 0;
   // Drops everything saved by forward (after backward, or to abandon a micro-batch).
   virtual void release_saved() = 0;
+  virtual DType activation_dtype(const Activation& /*value*/) const { throw no_pipeline_transfers(); }
+  virtual void write_activation(const Activation& /*value*/, BufferView /*dst*/) const { throw no_pipeline_transfers(); }
+  virtual Activation read_activation(BufferView /*src*/, const std::vector<std::int64_t>& /*shape*/) const {
+    throw no_pipeline_transfers();
+  }
   // What layer's forward / backward costs on one micro-batch, for the simulator's clocks (real
   // backends only trace it). Zero for a layer without a spec.
   virtual comm::ComputeCost forward_cost(std::size_t /*layer*/) const { return {}; }
   virtual comm::ComputeCost backward_cost(std::size_t /*layer*/) const { return {}; }
+
+ private:
+  static NotImplemented no_pipeline_transfers() {
+    return NotImplemented("this layer runner cannot send activations between pipeline stages");
+  }
 };
 
 }  // namespace twinspeed

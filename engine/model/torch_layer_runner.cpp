@@ -276,7 +276,7 @@ Activation TorchLayerRunner::forward(std::size_t layer, const Activation& input)
   torch::Tensor x = unwrap_tensor(input).detach();
   // Floating model inputs are cast to the storage dtype; later layers already receive it.
   if (x.is_floating_point() && x.scalar_type() != storage_dtype_) x = x.to(storage_dtype_);
-  Saved& s = saved_[layer];
+  Saved& s = saved_[layer].emplace_back();
   if (recomputes(layer)) {
     s = {x, {}, rng_state_, {}, charge_activations(layer, 1)};
     torch::NoGradGuard no_grad;
@@ -335,8 +335,10 @@ Activation TorchLayerRunner::backward_recompute(std::size_t layer, Saved& s, con
 }
 
 Activation TorchLayerRunner::backward(std::size_t layer, const Activation& grad_output) {
-  Saved& s = saved_[layer];
-  if (!s.input.defined()) throw Error(fmt::format("backward of layer {} without a forward", layers_[layer].name));
+  if (saved_[layer].empty()) throw Error(fmt::format("backward of layer {} without a forward", layers_[layer].name));
+  // The oldest micro-batch in flight: backward passes come in the order of their forwards.
+  Saved s = std::move(saved_[layer].front());
+  saved_[layer].pop_front();
   torch::Tensor dy = unwrap_tensor(grad_output);
   check_bound(layer);
   // The graph holds views of the parameter storage bound at forward. If the engine moved it since
@@ -345,7 +347,6 @@ Activation TorchLayerRunner::backward(std::size_t layer, const Activation& grad_
   if (recomputes(layer) || s.storage != storage_addresses(layer)) return backward_recompute(layer, s, dy);
   if (s.output.requires_grad()) torch::autograd::backward({s.output}, {dy});
   torch::Tensor dx = s.input.requires_grad() ? s.input.grad() : torch::Tensor();
-  s = {};
   return wrap_tensor(dx);
 }
 
@@ -376,8 +377,35 @@ Activation TorchLayerRunner::loss_backward(const Activation& loss, double scale)
 
 double TorchLayerRunner::scalar(const Activation& value) const { return unwrap_tensor(value).item<double>(); }
 
+DType TorchLayerRunner::activation_dtype(const Activation& value) const {
+  switch (unwrap_tensor(value).scalar_type()) {
+    case torch::kFloat32: return DType::f32;
+    case torch::kFloat16: return DType::f16;
+    case torch::kBFloat16: return DType::bf16;
+    case torch::kFloat64: return DType::f64;
+    case torch::kInt64: return DType::i64;
+    case torch::kInt32: return DType::i32;
+    case torch::kUInt8: return DType::u8;
+    default: throw Error(fmt::format("an activation of type {} cannot be sent between stages",
+                                     c10::toString(unwrap_tensor(value).scalar_type())));
+  }
+}
+
+void TorchLayerRunner::write_activation(const Activation& value, BufferView dst) const {
+  torch::Tensor t = unwrap_tensor(value);
+  if (dst.numel != t.numel()) {
+    throw Error(fmt::format("write_activation: {} elements into a buffer of {}", t.numel(), dst.numel));
+  }
+  torch::NoGradGuard no_grad;
+  view_of(dst, t.sizes()).copy_(t);
+}
+
+Activation TorchLayerRunner::read_activation(BufferView src, const std::vector<std::int64_t>& shape) const {
+  return wrap_tensor(view_of(src, shape).clone());
+}
+
 void TorchLayerRunner::release_saved() {
-  for (auto& s : saved_) s = {};
+  for (auto& s : saved_) s.clear();
   loss_input_ = loss_graph_ = loss_value_ = torch::Tensor();
 }
 

@@ -38,6 +38,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #include "engine/comm/types.hpp"
@@ -94,6 +95,9 @@ class TorchLayerRunner final : public LayerRunner {
   Activation loss_backward(const Activation& loss, double scale) override;
   double scalar(const Activation& value) const override;
   void release_saved() override;
+  DType activation_dtype(const Activation& value) const override;
+  void write_activation(const Activation& value, BufferView dst) const override;
+  Activation read_activation(BufferView src, const std::vector<std::int64_t>& shape) const override;
   comm::ComputeCost forward_cost(std::size_t layer) const override;
   comm::ComputeCost backward_cost(std::size_t layer) const override;
 
@@ -139,7 +143,7 @@ class TorchLayerRunner final : public LayerRunner {
   LossFn loss_fn_;
   TorchRunnerOptions options_;
   std::vector<LayerParams> params_;
-  std::vector<Saved> saved_;
+  std::vector<std::deque<Saved>> saved_;  // per layer, the micro-batches in flight, oldest first
   torch::ScalarType storage_dtype_ = torch::kFloat32;
   bool dtype_bound_ = false;
   int rank_ = 0;

@@ -60,8 +60,14 @@ Engine::Engine(EngineParts parts)
     // DeepSpeed 0.19.6's ZeRO-3 only averages (its reduce-scatter divides by the group size).
     throw ConfigError("gradient_allreduce_op", "sum", "ZeRO stage 3 supports only \"mean\" gradient reduction");
   }
-  if (settings_.mesh.pp != 1) {
-    throw NotImplemented("pipeline parallelism runs in the PipelineEngine, which arrives with the pipeline issue");
+  pipeline_stage_ = std::move(parts.pipeline_stage);
+  if (settings_.mesh.pp != 1 && !pipeline_stage_) {
+    throw ConfigError("pipeline.stages", std::to_string(settings_.mesh.pp),
+                      "pipeline parallelism needs a PipelineModule (it routes to the PipelineEngine)");
+  }
+  if (pipeline_stage_ && settings_.zero_stage >= 2) {
+    throw ConfigError("zero_optimization.stage", std::to_string(settings_.zero_stage),
+                      "ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism");
   }
   comm::Device& device = backend_->device();
   if (device.has_data() && (settings_.mesh.tp != 1 || settings_.mesh.sp != 1)) {
@@ -77,6 +83,7 @@ Engine::Engine(EngineParts parts)
   groups_ = std::make_unique<ProcessGroups>(*backend_, DeviceMesh(settings_.mesh));
   // ZeRO partitions and reduces over dp x sp (DeepSpeed's seq_data_parallel_group).
   zero_group_ = groups_->get(GroupKind::zero);
+  create_tie_groups();
   model_ = build_model_layout(*runner_, parts.param_groups);
   runner_->attach({.device = &device,
                    .group = [this](GroupKind kind) { return groups_->get(kind).get(); },
@@ -144,6 +151,22 @@ void Engine::allocate() {
     }
   }
 
+  norm_holes_.assign(groups, {});
+  if (pipeline_stage_) {
+    // Stages 0-1: a group's gradient view starts at its flat base (stage 0) or at this rank's
+    // partition (stage 1); the holes are the excluded parameters' elements inside it.
+    for (std::size_t id : pipeline_stage_->norm_excluded) {
+      const ModelParam& p = model_.params.at(id);
+      if (p.group < 0 || p.numel == 0) continue;
+      const auto g = static_cast<std::size_t>(p.group);
+      const ElementRange view = stage == 0 ? ElementRange{flat_.groups[g].base, flat_.groups[g].layout.numel}
+                                           : flat_.groups[g].partition(zero_group_->rank());
+      const std::int64_t lo = std::max(view.offset, flat_.offset[id]);
+      const std::int64_t hi = std::min(view.end(), flat_.offset[id] + p.numel);
+      if (hi > lo) norm_holes_[g].push_back({lo - view.offset, hi - lo});
+    }
+    for (auto& holes : norm_holes_) std::sort(holes.begin(), holes.end(), [](auto& a, auto& b) { return a.offset < b.offset; });
+  }
   const BucketReducerOptions bucket_options{.bucket_elements = settings_.zero.comm.reduce_bucket_size,
                                             .overlap_comm = settings_.zero.comm.overlap_comm,
                                             .reduce_scatter = settings_.zero.comm.reduce_scatter,
@@ -248,6 +271,11 @@ void Engine::initialize_parameters() {
       }
     }
   }
+  // Tied weights start as the tie's first stage has them (DeepSpeed's _synchronize_tied_weights).
+  for (const TieGroup& tie : ties_) {
+    if (!tie.group) continue;
+    for (std::size_t id : tie.params) tie.group->broadcast(flat_view(params_, id), 0)->wait();
+  }
   if (master_.empty()) return;
   for (std::size_t g = 0; g < model_.groups.size(); ++g) {
     BufferView src = compute_parameters_of_group(g);
@@ -300,6 +328,10 @@ void Engine::set_trace_context() {
 
 Activation Engine::forward(const Activation& inputs, const Activation& labels) {
   set_trace_context();
+  return runner_->loss(forward_layers(inputs), labels);
+}
+
+Activation Engine::forward_layers(const Activation& inputs) {
   // Whatever an evaluation-only forward (no backward) left gathered is released first.
   if (stage3_) stage3_->release_all();
   comm::Stream& compute = backend_->device().compute_stream();
@@ -310,7 +342,7 @@ Activation Engine::forward(const Activation& inputs, const Activation& labels) {
                   [&] { x = runner_->forward(layer, x); });
     if (stage3_) stage3_->after(layer, Pass::forward);
   }
-  return runner_->loss(x, labels);
+  return x;
 }
 
 std::int64_t Engine::layer_gradient_numel(std::size_t param) const {
@@ -350,17 +382,30 @@ void Engine::gradients_ready(std::size_t layer) {
   }
 }
 
-void Engine::backward(const Activation& loss) {
+Activation Engine::loss_gradient(const Activation& loss) {
   // DeepSpeed scales the loss by 1/gradient_accumulation_steps so accumulated gradients average,
   // and by the loss scale in fp16.
   const double scale = loss_scale() / static_cast<double>(settings_.gradient_accumulation_steps);
-  Activation grad = runner_->loss_backward(loss, scale);
+  return runner_->loss_backward(loss, scale);
+}
+
+void Engine::backward(const Activation& loss) {
+  backward_layers(loss_gradient(loss));
+  runner_->release_saved();
+  // Stage 1 with overlap_comm reduced from the boundary micro-step's gradient hooks.
+  const bool stage1_hooks = settings_.zero_stage == 1 && settings_.zero.comm.overlap_comm;
+  if (is_gradient_accumulation_boundary() && !stage1_hooks) reduce_gradients();
+}
+
+Activation Engine::backward_layers(Activation grad) {
   comm::Stream& compute = backend_->device().compute_stream();
   const bool boundary = is_gradient_accumulation_boundary();
   const bool short_lived_grads = settings_.zero_stage >= 2;
   // Stage 1 with overlap_comm reduces from the gradient hooks of the boundary micro-step, as
-  // layers finish backward (DeepSpeed's process_gradients); without it, after backward.
-  const bool stage1_hooks = settings_.zero_stage == 1 && settings_.zero.comm.overlap_comm && boundary;
+  // layers finish backward (DeepSpeed's process_gradients); without it, after backward. A
+  // pipeline stage reduces at its ReduceGrads instruction only.
+  const bool stage1_hooks =
+      settings_.zero_stage == 1 && settings_.zero.comm.overlap_comm && boundary && !pipeline_stage_;
   for (std::size_t layer = runner_->layer_count(); layer-- > 0;) {
     if (short_lived_grads) {
       for (std::size_t owner : model_.owners_used[layer]) ensure_layer_gradients(owner);
@@ -374,10 +419,9 @@ void Engine::backward(const Activation& loss) {
       for (std::size_t id : model_.grads_ready[layer]) reduce_in_place(id);
     }
   }
-  runner_->release_saved();
   if (settings_.zero_stage == 2 || stage1_hooks) reducer_->finish();
   if (stage3_grads_) stage3_grads_->finish();
-  if (boundary && !stage1_hooks) reduce_boundary_gradients();
+  return grad;
 }
 
 void Engine::reduce_in_place(std::size_t param) {
@@ -392,7 +436,7 @@ std::vector<std::size_t> Engine::flat_order() const {
   return order;
 }
 
-void Engine::reduce_boundary_gradients() {
+void Engine::reduce_gradients() {
   if (settings_.zero_stage == 0) {
     // engine.allreduce_gradients -> buffered_allreduce_fallback -> allreduce_no_retain: whole
     // gradients in order, a bucket all-reduced as soon as its total exceeds allreduce_bucket_size
@@ -418,30 +462,43 @@ void Engine::reduce_boundary_gradients() {
 
 // ---- Step ----------------------------------------------------------------------------------------
 
+float Engine::combine_across_ranks(float local, comm::ReduceOp op, bool over_zero_group) {
+  const bool over_stages = pipeline_stage_ && settings_.mesh.pp > 1;
+  if (!over_zero_group && !over_stages) return local;
+  Buffer value = backend_->device().allocate(DType::f32, 1, MemoryTag::temporaries);
+  if (value.has_data()) *value.data_as<float>() = local;
+  if (over_zero_group) zero_group_->all_reduce(value.all(), {.reduce_op = op})->wait();
+  if (over_stages) groups_->get(GroupKind::pp)->all_reduce(value.all(), {.reduce_op = op})->wait();
+  return value.has_data() ? *value.data_as<float>() : 0.0f;
+}
+
 bool Engine::detect_overflow() {
   bool local = false;
   for (std::size_t g = 0; g < model_.groups.size(); ++g) local = local || kernels::has_inf_or_nan(compute_gradients_of_group(g));
-  if (settings_.zero_stage == 0) return local;  // reduced gradients are identical on every rank
-  Buffer flag = backend_->device().allocate(DType::f32, 1, MemoryTag::temporaries);
-  if (flag.has_data()) *flag.data_as<float>() = local ? 1.0f : 0.0f;
-  zero_group_->all_reduce(flag.all(), {.reduce_op = comm::ReduceOp::max})->wait();
-  return flag.has_data() && *flag.data_as<float>() > 0.0f;
+  // At stage 0 the reduced gradients are identical on every rank of the group.
+  return combine_across_ranks(local ? 1.0f : 0.0f, comm::ReduceOp::max, settings_.zero_stage > 0) > 0.0f;
 }
 
 double Engine::global_norm_squared(std::span<const BufferView> grads) {
   double total = 0.0;
-  for (const auto& v : grads) {
-    const double local = kernels::sum_of_squares(v);
-    if (settings_.zero_stage == 0) {
+  for (std::size_t g = 0; g < grads.size(); ++g) {
+    const BufferView& v = grads[g];
+    // The group's view without the holes (tied copies counted on another stage).
+    double local = 0.0;
+    std::int64_t at = 0;
+    for (const ElementRange& hole : norm_holes_[g]) {
+      if (hole.offset > at) local += kernels::sum_of_squares(v.sub(at, hole.offset - at));
+      at = std::max(at, hole.end());
+    }
+    if (at < v.numel) local += kernels::sum_of_squares(at == 0 ? v : v.sub(at, v.numel - at));
+    if (settings_.zero_stage == 0 && !pipeline_stage_) {
       total += local;
       continue;
     }
     // get_grad_norm_direct per param group: the partition's sum of squares, all-reduced in fp32
-    // over the group (added in rank order).
-    Buffer sum = backend_->device().allocate(DType::f32, 1, MemoryTag::temporaries);
-    if (sum.has_data()) *sum.data_as<float>() = static_cast<float>(local);
-    zero_group_->all_reduce(sum.all())->wait();
-    total += sum.has_data() ? static_cast<double>(*sum.data_as<float>()) : 0.0;
+    // over the group (added in rank order), then over the pipeline's stages.
+    total += static_cast<double>(
+        combine_across_ranks(static_cast<float>(local), comm::ReduceOp::sum, settings_.zero_stage > 0));
   }
   return total;
 }
@@ -494,46 +551,76 @@ void Engine::apply_step(const std::vector<BufferView>& grads, double scale_of_gr
 void Engine::zero_gradients() { kernels::fill_zero(grads_.all()); }
 
 void Engine::step() {
-  if (is_gradient_accumulation_boundary()) {
-    if (!optimizer_) {
-      throw ConfigError("optimizer", "", "step() needs an optimizer: pass one to initialize() or add an \"optimizer\" section");
-    }
-    const bool check = settings_.fp16 || (settings_.bf16 && settings_.bf16_config.check_grad_overflow);
-    const bool overflow = check && detect_overflow();
-    const double scale_of_gradients = loss_scale();
-    bool skipped = false;
-    if (scaler_) {
-      skipped = scaler_->update(overflow);
-    } else {
-      skipped = bf16_step_skipped(settings_.bf16_config, overflow);
-    }
-    const StepOutcome outcome = tracker_.record_step(skipped);
-    if (!skipped) {
-      std::vector<Buffer> fp32;
-      fp32.reserve(model_.groups.size());  // views below point at these Buffers: no reallocation
-      std::vector<BufferView> grads;
-      for (std::size_t g = 0; g < model_.groups.size(); ++g) {
-        BufferView compute = compute_gradients_of_group(g);
-        if (dtype_ == master_dtype_) {
-          grads.push_back(compute);
-          continue;
-        }
-        // The master-dtype gradients of a mixed-precision step live only during the step.
-        fp32.push_back(backend_->device().allocate(master_dtype_, compute.numel, MemoryTag::grads));
-        BufferView dst = fp32.back().all();
-        backend_->device().compute_stream().launch("grads to fp32", comm::copy_cost(compute.bytes()),
-                                                   [&] { kernels::copy(dst, compute); });
-        grads.push_back(dst);
-      }
-      if (dtype_ != master_dtype_) optimizer_->bind_gradients(grads);
-      apply_step(grads, scale_of_gradients);
-    }
-    last_step_skipped_ = skipped;
-    zero_gradients();
-    if (scheduler_ && outcome.lr_scheduler_stepped) scheduler_->step();
-    global_samples_ += settings_.train_batch_size;
-  }
+  if (is_gradient_accumulation_boundary()) optimizer_step();
   ++micro_steps_;
+}
+
+void Engine::reduce_tied_gradients() {
+  // DeepSpeed's allreduce_tied_weight_gradients: a plain sum over the tie group.
+  for (const TieGroup& tie : ties_) {
+    if (!tie.group) continue;
+    for (std::size_t id : tie.params) tie.group->all_reduce(flat_view(grads_, id))->wait();
+  }
+}
+
+void Engine::create_tie_groups() {
+  if (!pipeline_stage_) return;
+  const DeviceMesh& mesh = groups_->mesh();
+  const int me = backend_->rank();
+  for (const PipelineStageParts::Tie& tie : pipeline_stage_->ties) {
+    TieGroup mine{.group = nullptr, .params = tie.params};
+    // One group per pipeline (pp group), collectively, in mesh order.
+    for (const std::vector<int>& pipeline : mesh.groups(GroupKind::pp)) {
+      std::vector<int> ranks;
+      for (int s : tie.stages) ranks.push_back(pipeline.at(static_cast<std::size_t>(s)));
+      comm::CommPtr group = backend_->new_group(ranks, "pp-tied");
+      if (std::find(ranks.begin(), ranks.end(), me) != ranks.end()) mine.group = std::move(group);
+    }
+    if (mine.group && mine.params.empty()) {
+      throw Error("a tie lists this rank's stage but names none of its parameters");
+    }
+    ties_.push_back(std::move(mine));
+  }
+}
+
+void Engine::optimizer_step() {
+  if (!optimizer_) {
+    throw ConfigError("optimizer", "", "step() needs an optimizer: pass one to initialize() or add an \"optimizer\" section");
+  }
+  const bool check = settings_.fp16 || (settings_.bf16 && settings_.bf16_config.check_grad_overflow);
+  const bool overflow = check && detect_overflow();
+  const double scale_of_gradients = loss_scale();
+  bool skipped = false;
+  if (scaler_) {
+    skipped = scaler_->update(overflow);
+  } else {
+    skipped = bf16_step_skipped(settings_.bf16_config, overflow);
+  }
+  const StepOutcome outcome = tracker_.record_step(skipped);
+  if (!skipped) {
+    std::vector<Buffer> fp32;
+    fp32.reserve(model_.groups.size());  // views below point at these Buffers: no reallocation
+    std::vector<BufferView> grads;
+    for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+      BufferView compute = compute_gradients_of_group(g);
+      if (dtype_ == master_dtype_) {
+        grads.push_back(compute);
+        continue;
+      }
+      // The master-dtype gradients of a mixed-precision step live only during the step.
+      fp32.push_back(backend_->device().allocate(master_dtype_, compute.numel, MemoryTag::grads));
+      BufferView dst = fp32.back().all();
+      backend_->device().compute_stream().launch("grads to fp32", comm::copy_cost(compute.bytes()),
+                                                 [&] { kernels::copy(dst, compute); });
+      grads.push_back(dst);
+    }
+    if (dtype_ != master_dtype_) optimizer_->bind_gradients(grads);
+    apply_step(grads, scale_of_gradients);
+  }
+  last_step_skipped_ = skipped;
+  zero_gradients();
+  if (scheduler_ && outcome.lr_scheduler_stepped) scheduler_->step();
+  global_samples_ += settings_.train_batch_size;
 }
 
 std::vector<double> Engine::get_lr() const {

@@ -53,6 +53,25 @@ class Stage3Params;
 using OptimizerFactory =
     std::function<std::unique_ptr<Optimizer>(comm::Device&, std::span<const FlatParamGroup> groups)>;
 
+// What makes an Engine one stage of a pipeline (PipelineEngine builds it; engine/pipeline has the
+// stage's runner). The stage runs its own layers through forward_layers / backward_layers, reduces
+// gradients only when reduce_gradients() is called, and combines overflow flags and gradient norms
+// with the other stages over the pp group.
+struct PipelineStageParts {
+  // A parameter held by several stages (a tied embedding and LM head), as DeepSpeed's tied
+  // modules: every rank creates, for every tie of the model in the same order, one group per
+  // pipeline (the ranks of `stages` in that pipeline), kind "pp-tied"; the tie's weights are
+  // broadcast from its first stage at start and their gradients summed by reduce_tied_gradients().
+  struct Tie {
+    std::vector<int> stages;          // ascending; every rank passes every tie of the model
+    std::vector<std::size_t> params;  // the tie's weights on this stage (runner order); empty off it
+  };
+  std::vector<Tie> ties;
+  // Parameters left out of the gradient norm: copies of tied modules on every stage but the tie's
+  // first (DeepSpeed's ds_pipe_replicated), so each weight counts once.
+  std::vector<std::size_t> norm_excluded;
+};
+
 struct EngineParts {
   std::shared_ptr<comm::Backend> backend;
   EngineSettings settings;
@@ -66,6 +85,8 @@ struct EngineParts {
   // section, as in DeepSpeed 0.19.6's _configure_lr_scheduler.
   std::shared_ptr<LRScheduler> scheduler;
   LRSchedulerFactory scheduler_factory;
+  // Set by PipelineEngine: this engine runs one pipeline stage (ZeRO 0-1 only).
+  std::optional<PipelineStageParts> pipeline_stage;
 };
 
 class Engine {
@@ -84,6 +105,25 @@ class Engine {
   // skips the step), zeroes gradients, steps the LR scheduler unless skipped. Always advances the
   // micro-step counter.
   void step();
+
+  // The pieces of forward / backward / step a pipeline stage runs instruction by instruction
+  // (PipelineEngine; the plain route composes them). They do not set the trace context.
+  // Runs every layer of the runner on x; several micro-batches may be in flight.
+  Activation forward_layers(const Activation& x);
+  Activation loss(const Activation& output, const Activation& labels) { return runner_->loss(output, labels); }
+  // d(loss * loss_scale / gradient_accumulation_steps)/d(output).
+  Activation loss_gradient(const Activation& loss);
+  // Back-propagates through every layer (the oldest micro-batch in flight) and returns the
+  // gradient of the layers' input. ZeRO 2-3 reduce as layers finish; stages 0-1 leave gradients
+  // to reduce_gradients().
+  Activation backward_layers(Activation grad);
+  // Stages 0-1 at the boundary: the data-parallel reduction of every gradient.
+  void reduce_gradients();
+  // Pipeline stages: sums the gradients of tied weights over their tie groups (ReduceTiedGrads).
+  void reduce_tied_gradients();
+  // The boundary's optimizer step (overflow check, unscale, clip, update or skip, zero gradients,
+  // LR scheduler). step() calls it at boundaries; a pipeline stage calls it at OptimizerStep.
+  void optimizer_step();
 
   bool is_gradient_accumulation_boundary() const;
   std::int64_t micro_steps() const { return micro_steps_; }
@@ -105,6 +145,10 @@ class Engine {
   std::vector<float> full_parameters();
 
   const EngineSettings& settings() const { return settings_; }
+  // This rank's group of a kind (null when the mesh gives it none).
+  comm::Comm* group(GroupKind kind) const { return groups_->get(kind).get(); }
+  // Drops what forwards without backwards left saved (evaluation).
+  void release_saved() { runner_->release_saved(); }
   const ModelLayout& model_layout() const { return model_; }
   comm::Backend& backend() { return *backend_; }
   Optimizer& optimizer() { return *optimizer_; }
@@ -125,7 +169,6 @@ class Engine {
   void ensure_layer_gradients(std::size_t owner);
   std::int64_t layer_gradient_numel(std::size_t param) const;
   void gradients_ready(std::size_t layer);
-  void reduce_boundary_gradients();
   // Stage 1: hands a parameter's gradient, in place in the flat buffer, to the reduce buckets.
   void reduce_in_place(std::size_t param);
   // Parameter ids in the order of the flat buffer: group after group, then those of no group.
@@ -136,6 +179,14 @@ class Engine {
   BufferView compute_parameters_of_group(std::size_t g) const;
   bool detect_overflow();
   double global_norm_squared(std::span<const BufferView> grads);
+  // A value summed over the zero group (stages 1-3) and then over the pipeline's stages: the
+  // overflow flag (op max) and the norm's squares (op sum) in fp32, as DeepSpeed all-reduces them.
+  float combine_across_ranks(float local, comm::ReduceOp op, bool over_zero_group);
+  void create_tie_groups();
+  // Parameter p's storage in the flat buffers (stages 0-2).
+  BufferView flat_view(const Buffer& buffer, std::size_t param) const {
+    return buffer.view(flat_.offset[param], model_.params[param].numel);
+  }
   // scale_of_gradients: the loss scale the gradients were computed with (before its update).
   void apply_step(const std::vector<BufferView>& grads, double scale_of_gradients);
   void zero_gradients();
@@ -144,6 +195,15 @@ class Engine {
   EngineSettings settings_;
   std::shared_ptr<LayerRunner> runner_;
   std::unique_ptr<ProcessGroups> groups_;
+  std::optional<PipelineStageParts> pipeline_stage_;
+  struct TieGroup {
+    comm::CommPtr group;              // null when this rank's stage holds none of the tie
+    std::vector<std::size_t> params;
+  };
+  std::vector<TieGroup> ties_;
+  // Per param group: the [offset, offset + numel) ranges, relative to the group's gradient view,
+  // that the norm leaves out (pipeline_stage.norm_excluded).
+  std::vector<std::vector<ElementRange>> norm_holes_;
   comm::CommPtr zero_group_;
   DType dtype_ = DType::f32;         // parameters, gradients, communication
   DType master_dtype_ = DType::f32;  // master weights and the gradients the optimizer reads

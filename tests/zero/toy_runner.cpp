@@ -33,8 +33,7 @@ ToyRunner::ToyRunner(ToyModel model)
     : model_(std::move(model)),
       params_(layer_count()),
       grads_(layer_count()),
-      saved_in_(layer_count()),
-      saved_out_(layer_count()) {}
+      saved_(layer_count()) {}
 
 std::size_t ToyRunner::layer_count() const { return dense_layers() + (model_.shared_gain ? 1 : 0); }
 
@@ -109,7 +108,6 @@ void ToyRunner::add_grad(std::size_t layer, std::size_t index, const std::vector
 Activation ToyRunner::forward(std::size_t layer, const Activation& input) {
   if (model_.on_forward) model_.on_forward(rank_, layer);
   const ToyActivation& x = toy(input);
-  saved_in_[layer] = input;
   std::vector<float> y;
   std::int64_t cols = x.cols;
   if (layer < dense_layers()) {
@@ -130,13 +128,17 @@ Activation ToyRunner::forward(std::size_t layer, const Activation& input) {
     const float g = read(params_[0][2])[0];
     for (float v : x.values) y.push_back(round(g * v));
   }
-  saved_out_[layer] = toy_activation(x.rows, cols, y);
-  return saved_out_[layer];
+  Activation out = toy_activation(x.rows, cols, y);
+  saved_[layer].emplace_back(input, out);
+  return out;
 }
 
 Activation ToyRunner::backward(std::size_t layer, const Activation& grad_output) {
-  const ToyActivation& x = toy(saved_in_[layer]);
-  const ToyActivation& y = toy(saved_out_[layer]);
+  if (saved_[layer].empty()) throw std::logic_error("backward without a forward: " + layer_name(layer));
+  const auto [input, output] = std::move(saved_[layer].front());
+  saved_[layer].pop_front();
+  const ToyActivation& x = toy(input);
+  const ToyActivation& y = toy(output);
   std::vector<float> dy = toy(grad_output).values;
   std::vector<float> dx(x.values.size(), 0.0f);
   if (layer < dense_layers()) {
@@ -192,9 +194,27 @@ Activation ToyRunner::loss_backward(const Activation& /*loss*/, double scale) {
   return toy_activation(y.rows, y.cols, dy);
 }
 
+DType ToyRunner::activation_dtype(const Activation& /*value*/) const { return DType::f32; }
+
+void ToyRunner::write_activation(const Activation& value, BufferView dst) const {
+  const auto& v = toy(value).values;
+  if (dst.dtype() != DType::f32 || dst.numel != static_cast<std::int64_t>(v.size())) {
+    throw std::logic_error("write_activation: buffer does not fit the activation");
+  }
+  if (dst.has_data()) std::copy(v.begin(), v.end(), dst.data_as<float>());
+}
+
+Activation ToyRunner::read_activation(BufferView src, const std::vector<std::int64_t>& shape) const {
+  if (shape.size() != 2 || src.dtype() != DType::f32 || src.numel != shape[0] * shape[1]) {
+    throw std::logic_error("read_activation: buffer does not fit the shape");
+  }
+  std::vector<float> v(static_cast<std::size_t>(src.numel), 0.0f);
+  if (src.has_data()) std::copy(src.data_as<float>(), src.data_as<float>() + src.numel, v.begin());
+  return toy_activation(shape[0], shape[1], std::move(v));
+}
+
 void ToyRunner::release_saved() {
-  for (auto& a : saved_in_) a = {};
-  for (auto& a : saved_out_) a = {};
+  for (auto& queue : saved_) queue.clear();
 }
 
 comm::ComputeCost ToyRunner::forward_cost(std::size_t layer) const {

@@ -6,6 +6,7 @@
 // parameter gradients are rounded to the parameters' dtype, as twinspeed's fp16 emulation does.
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <set>
 #include <utility>
@@ -53,6 +54,9 @@ class ToyRunner final : public LayerRunner {
   Activation loss_backward(const Activation& loss, double scale) override;
   double scalar(const Activation& value) const override { return toy(value).values.at(0); }
   void release_saved() override;
+  DType activation_dtype(const Activation& value) const override;
+  void write_activation(const Activation& value, BufferView dst) const override;
+  Activation read_activation(BufferView src, const std::vector<std::int64_t>& shape) const override;
   comm::ComputeCost forward_cost(std::size_t layer) const override;
   comm::ComputeCost backward_cost(std::size_t layer) const override;
 
@@ -73,7 +77,8 @@ class ToyRunner final : public LayerRunner {
   int rank_ = 0;
   DType dtype_ = DType::f32;  // of the parameters, from the first binding
   std::vector<std::vector<BufferView>> params_, grads_;
-  std::vector<Activation> saved_in_, saved_out_;
+  // Per layer, the (input, output) of each micro-batch in flight, oldest first.
+  std::vector<std::deque<std::pair<Activation, Activation>>> saved_;
   Activation loss_input_, labels_;
   std::int64_t micro_step_ = 0;
   std::set<std::tuple<int, std::int64_t, std::size_t, std::size_t>> overflows_;

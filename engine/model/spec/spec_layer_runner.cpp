@@ -243,6 +243,14 @@ Activation SpecLayerRunner::loss_backward(const Activation& loss, double /*scale
 
 double SpecLayerRunner::scalar(const Activation& /*value*/) const { return std::numeric_limits<double>::quiet_NaN(); }
 
+DType SpecLayerRunner::activation_dtype(const Activation& /*value*/) const { return options_.dtype; }
+
+void SpecLayerRunner::write_activation(const Activation& /*value*/, BufferView /*dst*/) const {}
+
+Activation SpecLayerRunner::read_activation(BufferView /*src*/, const std::vector<std::int64_t>& shape) const {
+  return make_shape_activation(shape);
+}
+
 void SpecLayerRunner::release_saved() {
   for (auto& buffers : saved_) buffers.clear();
 }

@@ -73,6 +73,10 @@ class SpecLayerRunner final : public LayerRunner {
   Activation loss_backward(const Activation& loss, double scale) override;
   double scalar(const Activation& value) const override;
   void release_saved() override;
+  // Shape mode: activations are options().dtype, nothing is copied.
+  DType activation_dtype(const Activation& value) const override;
+  void write_activation(const Activation& value, BufferView dst) const override;
+  Activation read_activation(BufferView src, const std::vector<std::int64_t>& shape) const override;
   // The spec's FLOPs as matmul work (op class matmul; elementwise for a layer without FLOPs), plus the bytes the layer reads and writes
   // once: its parameters (the embedding only the rows it looks up), its input and output, and in
   // backward its saved activations and parameter gradients, so FLOP-free layers (embedding, norms)
