@@ -34,7 +34,7 @@ namespace twinspeed {
 
 // The model of the pipeline route: every layer (each rank runs its stage's share) and how to split
 // them. The number of stages is the mesh's pp degree.
-struct PipelineModule {
+struct PipelineModel {
   std::shared_ptr<LayerRunner> model;
   // DeepSpeed's PipelineModule(partition_method=...): "parameters" (its default), "uniform" or
   // "type:REGEX" (matched against layer names).
@@ -44,7 +44,7 @@ struct PipelineModule {
 struct PipelineParts {
   std::shared_ptr<comm::Backend> backend;
   EngineSettings settings;
-  PipelineModule module;
+  PipelineModel module;
   // As EngineParts (indices in the whole model's parameter order are not used: groups are per
   // stage); empty: one group.
   OptimizerFactory optimizer_factory;

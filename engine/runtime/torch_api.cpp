@@ -53,13 +53,52 @@ Batch& DataLoader::iterator::operator*() {
   return *current_;
 }
 
+namespace {
+
+constexpr const char* kPipelineOnly = "Only train_batch() and eval_batch() are accessible in pipeline mode";
+
+}  // namespace
+
+TorchEngine::TorchEngine(std::shared_ptr<PipelineEngine> pipeline, Config config)
+    : pipeline_(std::move(pipeline)),
+      core_(std::shared_ptr<Engine>(pipeline_, &pipeline_->core())),
+      config_(std::move(config)) {}
+
+PipelineEngine& TorchEngine::pipeline() {
+  if (!pipeline_) throw UsageError("this engine trains a plain model: use forward(), backward() and step()");
+  return *pipeline_;
+}
+
+namespace {
+
+MicroBatchSource micro_batches_of(const std::function<Batch()>& data) {
+  return [&data] {
+    Batch b = data();
+    return MicroBatch{wrap_tensor(b.inputs), wrap_tensor(b.labels)};
+  };
+}
+
+}  // namespace
+
+torch::Tensor TorchEngine::train_batch(const std::function<Batch()>& data) {
+  if (!pipeline_) throw UsageError("train_batch() runs a PipelineModule; this engine trains with forward(), backward() and step()");
+  return torch::tensor(pipeline_->train_batch(micro_batches_of(data)), torch::kFloat32);
+}
+
+torch::Tensor TorchEngine::eval_batch(const std::function<Batch()>& data) {
+  if (!pipeline_) throw UsageError("eval_batch() runs a PipelineModule; this engine evaluates with forward()");
+  return torch::tensor(pipeline_->eval_batch(micro_batches_of(data)), torch::kFloat32);
+}
+
 torch::Tensor TorchEngine::forward(const Batch& batch) {
+  if (pipeline_) throw UsageError(kPipelineOnly);
   last_loss_ = core_->forward(wrap_tensor(batch.inputs), wrap_tensor(batch.labels));
   last_loss_tensor_ = unwrap_tensor(last_loss_);
   return last_loss_tensor_;
 }
 
 void TorchEngine::backward(const torch::Tensor& loss) {
+  if (pipeline_) throw UsageError(kPipelineOnly);
   if (!last_loss_tensor_.defined() || !loss.is_same(last_loss_tensor_)) {
     throw Error("backward() takes the loss returned by the last forward()");
   }
@@ -68,7 +107,10 @@ void TorchEngine::backward(const torch::Tensor& loss) {
   last_loss_tensor_ = torch::Tensor();
 }
 
-void TorchEngine::step() { core_->step(); }
+void TorchEngine::step() {
+  if (pipeline_) throw UsageError(kPipelineOnly);
+  core_->step();
+}
 
 ConfigSource ConfigSource::from_text(std::string json_text) {
   ConfigSource source;
@@ -120,6 +162,32 @@ std::shared_ptr<DataLoader> make_dataloader(const InitializeArgs& args, const Co
   return std::make_shared<DataLoader>(args.training_data, std::move(batches), args.collate_fn);
 }
 
+Initialized initialize_pipeline(const InitializeArgs& args, const PipelineModule& module,
+                                std::shared_ptr<comm::Backend> backend, Config config) {
+  if (args.optimizer || args.optimizer_factory || !args.model_parameters.empty()) {
+    throw NotImplemented("a PipelineModule trains with the config's optimizer (a client optimizer or model_parameters "
+                         "would have to be split by stage)");
+  }
+  if (module.layers.empty()) throw ConfigError("model", "PipelineModule", "has no layers");
+  TorchRunnerOptions runner_options;
+  if (module.activation_checkpoint_interval > 0) runner_options.recompute.assign(module.layers.size(), true);
+  auto runner = std::make_shared<TorchLayerRunner>(module.layers, module.loss_fn, std::move(runner_options));
+  auto pipeline = std::make_shared<PipelineEngine>(PipelineParts{
+      .backend = backend,
+      .settings = engine_settings_from(config),
+      .module = {.model = runner, .partition_method = module.partition_method},
+      .optimizer_factory = {},
+      .scheduler = args.lr_scheduler,
+      .scheduler_factory = args.lr_scheduler_factory});
+  const int dp_rank = DeviceMesh(config.mesh()).coord_of(backend->rank()).dp;
+  auto loader = make_dataloader(args, config, dp_rank);
+  Engine& core = pipeline->core();
+  return {.engine = std::make_shared<TorchEngine>(pipeline, std::move(config)),
+          .optimizer = core.shared_optimizer(),
+          .training_dataloader = std::move(loader),
+          .lr_scheduler = core.shared_lr_scheduler()};
+}
+
 }  // namespace
 
 Initialized initialize(InitializeArgs args) {
@@ -128,6 +196,10 @@ Initialized initialize(InitializeArgs args) {
       comm::create_backend(args.backend, {.rank = -1, .world_size = -1, .settings_json = args.backend_settings});
   LoadOptions options = args.load_options;
   options.world = backend->world_size();
+  // DeepSpeed takes the stages from PipelineModule(num_stages=...).
+  if (const auto* module = std::get_if<PipelineModule>(&args.model); module != nullptr && module->num_stages > 0) {
+    options.pp = module->num_stages;
+  }
   if (args.mesh_param) options.sp = args.mesh_param->second;
   Config config = args.config.resolve(options);
   if (args.mesh_param) {
@@ -141,9 +213,7 @@ Initialized initialize(InitializeArgs args) {
   }
 
   // Routing, as deepspeed.initialize does it.
-  if (std::holds_alternative<PipelineModule>(args.model)) {
-    throw NotImplemented("a PipelineModule routes to the PipelineEngine, which arrives with pipeline parallelism");
-  }
+  if (auto* module = std::get_if<PipelineModule>(&args.model)) return initialize_pipeline(args, *module, backend, std::move(config));
   if (config.hybrid_engine().enabled) {
     throw NotImplemented("hybrid_engine.enabled routes to the HybridEngine, which twinspeed does not implement yet");
   }

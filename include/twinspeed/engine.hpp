@@ -11,3 +11,4 @@
 #include "engine/optim/lr_scheduler.hpp"
 #include "engine/optim/optimizer.hpp"
 #include "engine/runtime/engine.hpp"
+#include "engine/runtime/pipeline_engine.hpp"

@@ -53,12 +53,19 @@ struct Model {
   Model(torch::nn::Sequential sequential, LossFn loss = {});
 };
 
-// A model split into pipeline stages (routes to the PipelineEngine, which arrives with pipeline
-// parallelism).
+// A model split into pipeline stages (DeepSpeed's PipelineModule): initialize() routes it to the
+// PipelineEngine, whose engine trains with train_batch(). A layer that uses another layer's
+// parameter (a tied LM head) is tied across stages as DeepSpeed's TiedLayerSpec is.
 struct PipelineModule {
   std::vector<Layer> layers;
-  int num_stages = 1;
+  // 0: the config's pipeline.stages (twinspeed extension); DeepSpeed takes it from here only.
+  int num_stages = 0;
   LossFn loss_fn;
+  // "parameters" (DeepSpeed's default), "uniform" or "type:REGEX" over layer names.
+  std::string partition_method = "parameters";
+  // > 0: every layer recomputes its forward in backward (DeepSpeed checkpoints every
+  // `interval` layers; twinspeed checkpoints each layer).
+  int activation_checkpoint_interval = 0;
 };
 
 struct Example {
@@ -128,26 +135,41 @@ class DataLoader {
   CollateFn collate_;
 };
 
-// The engine with LibTorch types at its edges.
+// The engine with LibTorch types at its edges: the plain engine (forward / backward / step) or,
+// for a PipelineModule, the pipeline engine (train_batch / eval_batch).
 class TorchEngine {
  public:
   TorchEngine(std::shared_ptr<Engine> core, Config config) : core_(std::move(core)), config_(std::move(config)) {}
-  // Runs the model on a micro-batch; returns the scalar loss.
+  TorchEngine(std::shared_ptr<PipelineEngine> pipeline, Config config);
+  // Runs the model on a micro-batch; returns the scalar loss. A pipeline engine throws
+  // UsageError (DeepSpeed: "Only train_batch() is accessible in pipeline mode").
   torch::Tensor forward(const Batch& batch);
   void backward(const torch::Tensor& loss);
   void step();
+
+  // Pipeline engine: one optimizer step over gradient_accumulation_steps micro-batches drawn from
+  // `data` (by the first and last stages), as DeepSpeed's train_batch(data_iter). Returns the mean
+  // loss over micro-batches and data-parallel ranks, on every stage. The plain engine throws
+  // UsageError.
+  torch::Tensor train_batch(const std::function<Batch()>& data);
+  // Forward only (InferenceSchedule); the mean loss as train_batch.
+  torch::Tensor eval_batch(const std::function<Batch()>& data);
+  bool is_pipeline() const { return pipeline_ != nullptr; }
+  PipelineEngine& pipeline();
 
   bool is_gradient_accumulation_boundary() const { return core_->is_gradient_accumulation_boundary(); }
   std::int64_t global_steps() const { return core_->global_steps(); }
   std::int64_t micro_steps() const { return core_->micro_steps(); }
   std::vector<double> get_lr() const { return core_->get_lr(); }
   double loss_scale() const { return core_->loss_scale(); }
+  // The plain engine, or the pipeline stage's.
   Engine& core() { return *core_; }
   // The resolved config, with its warnings.
   const Config& config() const { return config_; }
 
  private:
-  std::shared_ptr<Engine> core_;
+  std::shared_ptr<PipelineEngine> pipeline_;
+  std::shared_ptr<Engine> core_;  // the pipeline stage's engine when pipeline_ is set
   Config config_;
   // The activation forward() returned for the tensor it handed out, matched in backward().
   Activation last_loss_;
@@ -222,8 +244,9 @@ struct Initialized {
 
 // deepspeed.initialize(): sets up the backend's process groups, parses and validates the config,
 // builds the device mesh, binds the model's parameters to engine memory, builds or wraps the
-// optimizer and scheduler, and routes: PipelineModule -> PipelineEngine, hybrid_engine.enabled ->
-// HybridEngine, else Engine. Routes whose engines are not built yet throw NotImplemented.
+// optimizer and scheduler, and routes: PipelineModule -> PipelineEngine (model_parameters must be
+// empty: groups are per stage), hybrid_engine.enabled -> HybridEngine (not built yet:
+// NotImplemented), else Engine.
 Initialized initialize(InitializeArgs args);
 
 }  // namespace twinspeed

@@ -187,7 +187,7 @@ TEST(Engine, ClientOptimizerAndSchedulerFactoryTakePrecedenceOverTheConfig) {
 }
 
 TEST(Engine, RoutesPipelineModuleAndHybridEngineToClearNotImplementedErrors) {
-  EXPECT_THROW(initialize({.model = PipelineModule{}, .config = base_config()}), NotImplemented);
+  EXPECT_THROW(initialize({.model = PipelineModule{}, .config = base_config()}), ConfigError);  // no layers
   auto hybrid = base_config();
   hybrid["hybrid_engine"] = {{"enabled", true}};
   EXPECT_THROW(initialize({.model = Model(make_mlp(1), mse()), .config = hybrid}), NotImplemented);
