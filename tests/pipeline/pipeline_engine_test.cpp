@@ -5,6 +5,8 @@
 #include <rapidcheck/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <stdexcept>
 #include <memory>
 #include <set>
 #include <string>
@@ -160,8 +162,9 @@ PipelineOutcome pipelined(const Case& c) {
   return out;
 }
 
-// Every parameter a stage holds equals the reference's value of that model parameter.
-void expect_same_parameters(const Case& c, const Outcome& ref, const PipelineOutcome& pipe, double tolerance) {
+// The largest difference between a parameter a stage holds and the reference's value of that
+// model parameter, over every rank.
+float worst_parameter_difference(const Case& c, const Outcome& ref, const PipelineOutcome& pipe) {
   ToyRunner model(c.model);
   std::vector<std::size_t> offset;  // element offset of each model parameter in ref.params
   std::size_t at = 0;
@@ -171,15 +174,26 @@ void expect_same_parameters(const Case& c, const Outcome& ref, const PipelineOut
       at += static_cast<std::size_t>(p.numel());
     }
   }
-  ASSERT_EQ(at, ref.params.size());
-  for (std::size_t r = 0; r < pipe.params.size(); ++r) {
+  if (at != ref.params.size()) throw std::logic_error("the reference holds another model");
+  float worst = 0.0f;
+  for (const auto& rank : pipe.params) {
     std::size_t previous = static_cast<std::size_t>(-1), element = 0;
-    for (const auto& [id, value] : pipe.params[r]) {
+    for (const auto& [id, value] : rank) {
       element = id == previous ? element + 1 : 0;
       previous = id;
-      EXPECT_NEAR(value, ref.params[offset[id] + element], tolerance) << "rank " << r << " parameter " << id;
+      worst = std::max(worst, std::abs(value - ref.params[offset[id] + element]));
     }
   }
+  return worst;
+}
+
+double worst_loss_difference(const Outcome& ref, const PipelineOutcome& pipe) {
+  double worst = 0.0;
+  for (const auto& losses : pipe.losses) {
+    if (losses.size() != ref.losses.size()) return std::numeric_limits<double>::infinity();
+    for (std::size_t s = 0; s < losses.size(); ++s) worst = std::max(worst, std::abs(losses[s] - ref.losses[s]));
+  }
+  return worst;
 }
 
 TEST(PipelineEngine, TwoStagesTrainAsTheUnpipelinedModelWithTiedWeightsAndClipping) {
@@ -187,11 +201,8 @@ TEST(PipelineEngine, TwoStagesTrainAsTheUnpipelinedModelWithTiedWeightsAndClippi
          .model = {.widths = {3, 6, 5, 4, 2}, .shared_gain = true}};
   const Outcome ref = reference(c);
   const PipelineOutcome pipe = pipelined(c);
-  expect_same_parameters(c, ref, pipe, 1e-5);
-  for (const auto& losses : pipe.losses) {
-    ASSERT_EQ(losses.size(), ref.losses.size());
-    for (std::size_t s = 0; s < losses.size(); ++s) EXPECT_NEAR(losses[s], ref.losses[s], 1e-5);
-  }
+  EXPECT_LT(worst_parameter_difference(c, ref, pipe), 1e-5f);
+  EXPECT_LT(worst_loss_difference(ref, pipe), 1e-5);
 }
 
 RC_GTEST_PROP(PipelineEngineProperty, SxDRanksReachTheUnpipelinedParameters, ()) {
@@ -210,24 +221,8 @@ RC_GTEST_PROP(PipelineEngineProperty, SxDRanksReachTheUnpipelinedParameters, ())
   c.model.shared_gain = *rc::gen::arbitrary<bool>();
   const Outcome ref = reference(c);
   const PipelineOutcome pipe = pipelined(c);
-  ToyRunner model(c.model);
-  std::vector<std::size_t> offset;
-  std::size_t at = 0;
-  for (std::size_t l = 0; l < model.layer_count(); ++l) {
-    for (const ParamSpec& p : model.parameters(l)) {
-      offset.push_back(at);
-      at += static_cast<std::size_t>(p.numel());
-    }
-  }
-  for (std::size_t r = 0; r < pipe.params.size(); ++r) {
-    std::size_t previous = static_cast<std::size_t>(-1), element = 0;
-    for (const auto& [id, value] : pipe.params[r]) {
-      element = id == previous ? element + 1 : 0;
-      previous = id;
-      RC_ASSERT(std::abs(value - ref.params[offset[id] + element]) <= 1e-4f);
-    }
-    for (std::size_t s = 0; s < ref.losses.size(); ++s) RC_ASSERT(std::abs(pipe.losses[r][s] - ref.losses[s]) <= 1e-4);
-  }
+  RC_ASSERT(worst_parameter_difference(c, ref, pipe) <= 1e-4f);
+  RC_ASSERT(worst_loss_difference(ref, pipe) <= 1e-4);
 }
 
 TEST(PipelineEngine, TheTraceShowsEveryInstructionWithItsStageAndMicroBatchAndFlows) {
