@@ -225,6 +225,31 @@ RC_GTEST_PROP(PipelineEngineProperty, SxDRanksReachTheUnpipelinedParameters, ())
   RC_ASSERT(worst_loss_difference(ref, pipe) <= 1e-4);
 }
 
+TEST(PipelineEngine, EvalBatchGivesTheUnpipelinedMeanLossAndLeavesParametersAlone) {
+  Case c{.stages = 3, .dp = 2, .gas = 5, .steps = 1, .model = {.widths = {3, 4, 5, 2}, .shared_gain = true}};
+  // The reference's first step's mean loss is taken before any update: the eval loss of batch 0.
+  const double expected = reference(c).losses.at(0);
+  const Config config = Config::from_json(config_json(c), {.world = 6, .pp = 3});
+  sim::SimCluster cluster({.world = 6, .costs = std::make_shared<Costs>()});
+  cluster.run([&](comm::Backend& backend) {
+    PipelineEngine engine({.backend = std::shared_ptr<comm::Backend>(&backend, [](comm::Backend*) {}),
+                           .settings = engine_settings_from(config),
+                           .module = {.model = std::make_shared<ToyRunner>(c.model), .partition_method = "uniform"}});
+    const int d = DeviceMesh(config.mesh()).coord_of(backend.rank()).dp;
+    const std::vector<float> before = engine.core().full_parameters();
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      std::int64_t m = 0;
+      const double loss = engine.eval_batch([&] {
+        auto [x, t] = batch_of(c, 0, d, m++);
+        return MicroBatch{x, t};
+      });
+      EXPECT_NEAR(loss, expected, 1e-6) << "rank " << backend.rank();
+    }
+    EXPECT_EQ(engine.core().full_parameters(), before);
+    EXPECT_EQ(engine.global_steps(), 0);
+  });
+}
+
 TEST(PipelineEngine, TheTraceShowsEveryInstructionWithItsStageAndMicroBatchAndFlows) {
   Case c{.stages = 3, .dp = 1, .gas = 4, .steps = 1, .model = {.widths = {3, 4, 4, 2}, .shared_gain = true}};
   const PipelineOutcome pipe = pipelined(c);
