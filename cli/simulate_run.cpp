@@ -90,6 +90,15 @@ SimulateResult run_simulation(const SimulateRequest& request) {
     sim::SimStream& clock = compute_clock(*backend);
     RankTimeline& t = timelines[static_cast<std::size_t>(rank)];
     i64 micro = 0;
+    // What the report needs after each step, from the engine that took it.
+    auto record_step = [&](int step, double mean_loss, double lr, const Engine& engine) {
+      t.mean_loss.push_back(mean_loss);
+      t.lr.push_back(lr);
+      t.loss_scale.push_back(engine.loss_scale());
+      t.skipped_steps.push_back(engine.skipped_steps());
+      t.end_ns.push_back(clock.clock_ns());
+      if (rank == 0 && request.on_step) request.on_step(step + 1);
+    };
     if (mesh.pp > 1) {
       // A PipelineModule of the model's layers: each rank runs its stage through the schedule.
       PipelineEngine engine(PipelineParts{.backend = backend,
@@ -97,17 +106,13 @@ SimulateResult run_simulation(const SimulateRequest& request) {
                                           .module = {.model = model.runner, .partition_method = request.partition_method}});
       t.setup_end_ns = clock.clock_ns();
       for (int step = 0; step < request.steps; ++step) {
-        Engine& core = engine.core();
-        const double lr = core.get_lr().empty() ? 0.0 : core.get_lr()[0];
-        t.mean_loss.push_back(engine.train_batch([&] {
+        // The LR this batch's step uses (the scheduler moves it after the step).
+        const double lr = engine.core().get_lr().empty() ? 0.0 : engine.core().get_lr()[0];
+        const double loss = engine.train_batch([&] {
           auto [inputs, labels] = model.batch(micro++);
           return MicroBatch{inputs, labels};
-        }));
-        t.lr.push_back(lr);
-        t.loss_scale.push_back(core.loss_scale());
-        t.skipped_steps.push_back(core.skipped_steps());
-        t.end_ns.push_back(clock.clock_ns());
-        if (rank == 0 && request.on_step) request.on_step(step + 1);
+        });
+        record_step(step, loss, lr, engine.core());
       }
       return;
     }
@@ -124,12 +129,7 @@ SimulateResult run_simulation(const SimulateRequest& request) {
         engine.step();
         loss_sum += engine.loss_value(loss);
       }
-      t.mean_loss.push_back(loss_sum / static_cast<double>(accumulation));
-      t.lr.push_back(lr);
-      t.loss_scale.push_back(engine.loss_scale());
-      t.skipped_steps.push_back(engine.skipped_steps());
-      t.end_ns.push_back(clock.clock_ns());
-      if (rank == 0 && request.on_step) request.on_step(step + 1);
+      record_step(step, loss_sum / static_cast<double>(accumulation), lr, engine);
     }
   });
 

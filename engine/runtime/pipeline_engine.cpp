@@ -96,6 +96,12 @@ PipelineEngine::PipelineEngine(PipelineParts parts)
 
 PipelineEngine::~PipelineEngine() = default;
 
+std::int64_t PipelineEngine::Meta::numel() const {
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) n *= d;
+  return n;
+}
+
 void PipelineEngine::forward() const {
   throw UsageError("Only train_batch() and eval_batch() are accessible in pipeline mode: forward() runs inside them");
 }
@@ -108,17 +114,17 @@ void PipelineEngine::step() const {
 
 double PipelineEngine::train_batch(const MicroBatchSource& data) {
   const pipeline::TrainSchedule schedule(static_cast<int>(micro_batches()), num_stages(), stage_);
-  return run(schedule, data, /*training=*/true);
+  return run(schedule, data);
 }
 
 double PipelineEngine::eval_batch(const MicroBatchSource& data) {
   const pipeline::InferenceSchedule schedule(static_cast<int>(micro_batches()), num_stages(), stage_);
-  const double loss = run(schedule, data, /*training=*/false);
+  const double loss = run(schedule, data);
   core_->release_saved();
   return loss;
 }
 
-double PipelineEngine::run(const pipeline::Schedule& schedule, const MicroBatchSource& data, bool /*training*/) {
+double PipelineEngine::run(const pipeline::Schedule& schedule, const MicroBatchSource& data) {
   Buffers buffers(schedule.num_buffers());
   TraceRecorder& tracer = backend_->tracer();
   const std::int64_t step = core_->global_steps();
@@ -203,9 +209,7 @@ void PipelineEngine::send(const Activation& value, int peer, bool activation) {
                             stage_, activation ? "activation" : "gradient", fmt::join(shape, ", "), dtype_name(dtype),
                             fmt::join(expected.shape, ", "), dtype_name(expected.dtype)));
   }
-  std::int64_t numel = 1;
-  for (std::int64_t d : shape) numel *= d;
-  Buffer buffer = device.allocate(dtype, numel, MemoryTag::activations);
+  Buffer buffer = device.allocate(dtype, expected.numel(), MemoryTag::activations);
   if (buffer.has_data()) runner_->write_activation(value, buffer.all());
   const comm::P2POp op{.kind = comm::P2POp::Kind::send, .buffer = buffer.all(), .peer = peer, .tag = 0};
   pp_->batch_p2p({&op, 1})->wait();
@@ -223,9 +227,7 @@ Activation PipelineEngine::receive(int peer, bool activation) {
     received_meta_ = Meta{std::move(shape), static_cast<DType>(code)};
   }
   const Meta& meta = activation ? *received_meta_ : sent_meta_.value();
-  std::int64_t numel = 1;
-  for (std::int64_t d : meta.shape) numel *= d;
-  Buffer buffer = backend_->device().allocate(meta.dtype, numel, MemoryTag::activations);
+  Buffer buffer = backend_->device().allocate(meta.dtype, meta.numel(), MemoryTag::activations);
   const comm::P2POp op{.kind = comm::P2POp::Kind::recv, .buffer = buffer.all(), .peer = peer, .tag = 0};
   pp_->batch_p2p({&op, 1})->wait();
   return runner_->read_activation(buffer.all(), meta.shape);

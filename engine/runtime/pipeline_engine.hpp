@@ -95,7 +95,7 @@ class PipelineEngine {
 
  private:
   struct Buffers;
-  double run(const pipeline::Schedule& schedule, const MicroBatchSource& data, bool training);
+  double run(const pipeline::Schedule& schedule, const MicroBatchSource& data);
   void execute(const pipeline::Instruction& instruction, Buffers& buffers, const MicroBatchSource& data);
   void send(const Activation& value, int peer, bool activation);
   Activation receive(int peer, bool activation);
@@ -116,6 +116,7 @@ class PipelineEngine {
   struct Meta {
     std::vector<std::int64_t> shape;
     DType dtype = DType::f32;
+    std::int64_t numel() const;
   };
   std::optional<Meta> sent_meta_, received_meta_;
 };

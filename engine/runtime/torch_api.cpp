@@ -148,6 +148,20 @@ std::vector<ParamGroupSpec> param_group_specs(const std::vector<ParamGroup>& gro
   return specs;
 }
 
+std::shared_ptr<DataLoader> make_dataloader(const InitializeArgs& args, const Config& config, int dp_rank);
+
+// What initialize() returns around a built engine: the rank's dataloader and the core's optimizer
+// and scheduler.
+Initialized initialized(std::shared_ptr<TorchEngine> engine, const InitializeArgs& args, int rank) {
+  const Config& config = engine->config();
+  const int dp_rank = DeviceMesh(config.mesh()).coord_of(rank).dp;
+  Engine& core = engine->core();
+  return {.engine = engine,
+          .optimizer = core.shared_optimizer(),
+          .training_dataloader = make_dataloader(args, config, dp_rank),
+          .lr_scheduler = core.shared_lr_scheduler()};
+}
+
 std::shared_ptr<DataLoader> make_dataloader(const InitializeArgs& args, const Config& config, int dp_rank) {
   if (!args.training_data) return nullptr;
   const std::int64_t n = args.training_data->size();
@@ -179,13 +193,7 @@ Initialized initialize_pipeline(const InitializeArgs& args, const PipelineModule
       .optimizer_factory = {},
       .scheduler = args.lr_scheduler,
       .scheduler_factory = args.lr_scheduler_factory});
-  const int dp_rank = DeviceMesh(config.mesh()).coord_of(backend->rank()).dp;
-  auto loader = make_dataloader(args, config, dp_rank);
-  Engine& core = pipeline->core();
-  return {.engine = std::make_shared<TorchEngine>(pipeline, std::move(config)),
-          .optimizer = core.shared_optimizer(),
-          .training_dataloader = std::move(loader),
-          .lr_scheduler = core.shared_lr_scheduler()};
+  return initialized(std::make_shared<TorchEngine>(pipeline, std::move(config)), args, backend->rank());
 }
 
 }  // namespace
@@ -251,12 +259,7 @@ Initialized initialize(InitializeArgs args) {
   parts.scheduler_factory = args.lr_scheduler_factory;
 
   auto core = std::make_shared<Engine>(std::move(parts));
-  int dp_rank = DeviceMesh(config.mesh()).coord_of(backend->rank()).dp;
-  auto loader = make_dataloader(args, config, dp_rank);
-  return {.engine = std::make_shared<TorchEngine>(core, std::move(config)),
-          .optimizer = core->shared_optimizer(),
-          .training_dataloader = std::move(loader),
-          .lr_scheduler = core->shared_lr_scheduler()};
+  return initialized(std::make_shared<TorchEngine>(core, std::move(config)), args, backend->rank());
 }
 
 }  // namespace twinspeed

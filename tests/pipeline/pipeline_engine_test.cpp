@@ -17,8 +17,8 @@
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/pipeline_engine.hpp"
 #include "sim/cluster.hpp"
-#include "sim/cost_model.hpp"
 #include "tests/zero/toy_runner.hpp"
+#include "tests/zero/zero_harness.hpp"
 
 namespace twinspeed {
 namespace {
@@ -26,16 +26,6 @@ namespace {
 using testing::ToyModel;
 using testing::ToyRunner;
 
-class Costs final : public sim::CostModel {
- public:
-  std::int64_t compute_ns(int, const comm::ComputeCost& c) const override {
-    return 100 + static_cast<std::int64_t>(c.flops);
-  }
-  std::int64_t collective_ns(comm::CollectiveOp, std::int64_t bytes, std::span<const int>) const override {
-    return 500 + bytes / 4;
-  }
-  std::int64_t p2p_ns(std::int64_t bytes, int, int) const override { return 200 + bytes / 4; }
-};
 
 struct Case {
   int stages = 2;
@@ -72,7 +62,7 @@ struct Outcome {
 Outcome reference(const Case& c) {
   Outcome out;
   const Config config = Config::from_json(config_json(c), {.world = c.dp});
-  sim::SimCluster cluster({.world = c.dp, .costs = std::make_shared<Costs>()});
+  sim::SimCluster cluster({.world = c.dp, .costs = testing::toy_costs()});
   std::vector<double> sums(static_cast<std::size_t>(c.steps), 0.0);
   std::vector<std::vector<double>> per_rank(static_cast<std::size_t>(c.dp), sums);
   cluster.run([&](comm::Backend& backend) {
@@ -111,7 +101,7 @@ PipelineOutcome pipelined(const Case& c) {
   PipelineOutcome out;
   const int world = c.stages * c.dp;
   const Config config = Config::from_json(config_json(c), {.world = world, .pp = c.stages});
-  sim::SimCluster cluster({.world = world, .costs = std::make_shared<Costs>()});
+  sim::SimCluster cluster({.world = world, .costs = testing::toy_costs()});
   out.params.resize(static_cast<std::size_t>(world));
   out.losses.resize(static_cast<std::size_t>(world));
   cluster.run([&](comm::Backend& backend) {
@@ -230,7 +220,7 @@ TEST(PipelineEngine, EvalBatchGivesTheUnpipelinedMeanLossAndLeavesParametersAlon
   // The reference's first step's mean loss is taken before any update: the eval loss of batch 0.
   const double expected = reference(c).losses.at(0);
   const Config config = Config::from_json(config_json(c), {.world = 6, .pp = 3});
-  sim::SimCluster cluster({.world = 6, .costs = std::make_shared<Costs>()});
+  sim::SimCluster cluster({.world = 6, .costs = testing::toy_costs()});
   cluster.run([&](comm::Backend& backend) {
     PipelineEngine engine({.backend = std::shared_ptr<comm::Backend>(&backend, [](comm::Backend*) {}),
                            .settings = engine_settings_from(config),
@@ -308,7 +298,7 @@ TEST(PipelineEngine, RejectsStagesThatDoNotDivideTheWorld) {
 TEST(PipelineEngine, ForwardBackwardAndStepPointToTrainBatch) {
   Case c{.stages = 1, .model = {.widths = {3, 2}}};
   const Config config = Config::from_json(config_json(c), {.world = 1});
-  sim::SimCluster cluster({.world = 1, .costs = std::make_shared<Costs>()});
+  sim::SimCluster cluster({.world = 1, .costs = testing::toy_costs()});
   cluster.run([&](comm::Backend& backend) {
     PipelineEngine engine({.backend = std::shared_ptr<comm::Backend>(&backend, [](comm::Backend*) {}),
                            .settings = engine_settings_from(config),
@@ -327,7 +317,7 @@ TEST(PipelineEngine, ForwardBackwardAndStepPointToTrainBatch) {
 TEST(PipelineEngine, APlainEngineRefusesAPipelineMesh) {
   Case c{.stages = 2, .model = {.widths = {3, 2}}};
   const Config config = Config::from_json(config_json(c), {.world = 2, .pp = 2});
-  sim::SimCluster cluster({.world = 2, .costs = std::make_shared<Costs>()});
+  sim::SimCluster cluster({.world = 2, .costs = testing::toy_costs()});
   EXPECT_THROW(cluster.run([&](comm::Backend& backend) {
     Engine engine({.backend = std::shared_ptr<comm::Backend>(&backend, [](comm::Backend*) {}),
                    .settings = engine_settings_from(config),

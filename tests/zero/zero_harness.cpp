@@ -10,8 +10,6 @@ namespace twinspeed::testing {
 
 namespace {
 
-// Time that moves: compute by FLOPs, collectives by a latency and their bytes, so traces have
-// overlapping streams and step spans that must nest (trace_document validates them).
 class ToyCosts final : public sim::CostModel {
  public:
   std::int64_t compute_ns(int, const comm::ComputeCost& c) const override {
@@ -24,6 +22,8 @@ class ToyCosts final : public sim::CostModel {
 };
 
 }  // namespace
+
+std::shared_ptr<sim::CostModel> toy_costs() { return std::make_shared<ToyCosts>(); }
 
 nlohmann::json config_of(const RunSpec& spec) {
   nlohmann::json zero = {{"stage", spec.stage}};
@@ -42,7 +42,7 @@ RunResult run(const RunSpec& spec) {
   RunResult out;
   const Config config = Config::from_json(config_of(spec), {.world = spec.world});
   sim::SimCluster cluster(
-      {.world = spec.world, .capacity_bytes = spec.capacity_bytes, .costs = std::make_shared<ToyCosts>()});
+      {.world = spec.world, .capacity_bytes = spec.capacity_bytes, .costs = toy_costs()});
   out.memory_after_init.resize(static_cast<std::size_t>(spec.world));
   out.memory_after_run.resize(static_cast<std::size_t>(spec.world));
   cluster.run([&](comm::Backend& backend) {

@@ -2,6 +2,7 @@
 // Runs the engine with a ToyRunner on a simulated cluster and collects what the ZeRO tests compare.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "engine/comm/device.hpp"
 #include "engine/core/trace.hpp"
 #include "engine/zero/model_layout.hpp"
+#include "sim/cost_model.hpp"
 #include "tests/zero/toy_runner.hpp"
 
 namespace twinspeed::testing {
@@ -46,6 +48,10 @@ struct RunResult {
   std::vector<std::vector<std::int64_t>> numels;     // parameter numels per group (one group)
   std::string trace;                  // Chrome trace of every rank
 };
+
+// Time that moves: compute by FLOPs, collectives by a latency and their bytes, so traces have
+// overlapping streams and step spans that must nest (trace_document validates them).
+std::shared_ptr<sim::CostModel> toy_costs();
 
 nlohmann::json config_of(const RunSpec& spec);
 RunResult run(const RunSpec& spec);
