@@ -1,5 +1,5 @@
 // Numeric fidelity for `twinspeed simulate`: the LibTorch model zoo (engine/model/torch_models.hpp)
-// and its synthetic token data behind the torch-free RankModel interface of simulate_run.hpp.
+// and its synthetic token data behind the torch-free RankModel interface of sim/planner/simulation.hpp.
 #include "cli/simulate_numeric.hpp"
 
 #include <memory>
@@ -16,7 +16,7 @@ namespace {
 constexpr std::int64_t kDatasetSize = std::int64_t{1} << 40;
 }  // namespace
 
-RankModel make_numeric_rank_model(const RankModelRequest& request) {
+planner::RankModel make_numeric_rank_model(const planner::RankModelRequest& request) {
   // Every rank builds the same initial weights (the engine broadcasts rank 0's anyway); dropout
   // streams differ per rank (the runner adds its rank to dropout_seed).
   TorchModelRunnerOptions options{.model = {.init_seed = request.seed},

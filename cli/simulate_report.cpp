@@ -32,7 +32,7 @@ Spread spread(const std::vector<i64>& values) {
   return s;
 }
 
-std::vector<i64> per_rank(const SimulateResult& r, i64 (*get)(const comm::MemoryStats&, MemoryTag), MemoryTag tag) {
+std::vector<i64> per_rank(const planner::SimulateResult& r, i64 (*get)(const comm::MemoryStats&, MemoryTag), MemoryTag tag) {
   std::vector<i64> out;
   for (const comm::MemoryStats& m : r.memory) out.push_back(get(m, tag));
   return out;
@@ -83,9 +83,9 @@ void print_header(const SimulateReport& rep) {
 }
 
 void print_steps(const SimulateReport& rep) {
-  const SimulateResult& r = *rep.result;
+  const planner::SimulateResult& r = *rep.result;
   std::printf("\n%6s  %12s  %12s  %10s  %8s  %12s\n", "step", "loss", "lr", "loss scale", "skipped", "step time");
-  for (const StepReport& s : r.steps) {
+  for (const planner::StepReport& s : r.steps) {
     const std::string loss = s.loss ? fmt::format("{:.5f}", *s.loss) : "-";
     std::printf("%6lld  %12s  %12.6g  %10g  %8lld  %12s\n", static_cast<long long>(s.step), loss.c_str(), s.lr,
                 s.loss_scale, static_cast<long long>(s.skipped_steps), seconds_text(s.step_time_ns).c_str());
@@ -97,7 +97,7 @@ void print_steps(const SimulateReport& rep) {
 }
 
 void print_memory_summary(const SimulateReport& rep) {
-  const SimulateResult& r = *rep.result;
+  const planner::SimulateResult& r = *rep.result;
   std::printf("\nmemory per rank at its peak, by tag (min / median / max over %zu ranks; own peak: the tag's "
               "highest)\n",
               r.memory.size());
@@ -129,7 +129,7 @@ const char* short_tag_name(MemoryTag tag) {
 }
 
 void print_memory_per_rank(const SimulateReport& rep) {
-  const SimulateResult& r = *rep.result;
+  const planner::SimulateResult& r = *rep.result;
   for (const bool live : {true, false}) {
     std::printf("\n%s\n%-5s %11s", live ? "memory per rank: bytes live at the rank's peak" : "memory per rank: each tag's own peak",
                 "RANK", "PEAK");
@@ -180,9 +180,9 @@ void print_simulate_table(const SimulateReport& report) {
 ordered_json simulate_json(const SimulateReport& rep) {
   const Config& c = *rep.config;
   const MeshShape& m = c.mesh();
-  const SimulateResult& r = *rep.result;
+  const planner::SimulateResult& r = *rep.result;
   ordered_json steps = ordered_json::array();
-  for (const StepReport& s : r.steps) {
+  for (const planner::StepReport& s : r.steps) {
     steps.push_back({{"step", s.step},
                      {"loss", s.loss ? ordered_json(*s.loss) : ordered_json(nullptr)},
                      {"lr", s.lr},

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/simulate_run.hpp"
+#include "sim/planner/simulation.hpp"
 
 namespace twinspeed::cli {
 
@@ -36,7 +36,7 @@ struct SimulateReport {
   std::string recompute = "none";
   std::optional<std::string> trace_path;
   std::vector<ReportWarning> warnings;
-  const SimulateResult* result = nullptr;
+  const planner::SimulateResult* result = nullptr;
 };
 
 // "1.50 GiB", "12.00 MiB", "512 B": binary units.

@@ -1,7 +1,7 @@
 // `twinspeed simulate --config FILE --model M --cluster C --world N --steps K [...]`: trains the model
 // with the DeepSpeed config on a simulated cluster, one Engine per rank, and reports per-step loss,
 // LR, loss scale, skipped steps and virtual step time, and per-rank peak memory by tag
-// (docs/CLI.md "simulate"). The run is cli/simulate_run.cpp; the numeric model is the only
+// (docs/CLI.md "simulate"). The run is sim/planner/simulation.cpp; the numeric model is the only
 // LibTorch part (cli/simulate_numeric.cpp).
 #include <fmt/format.h>
 
@@ -15,7 +15,7 @@
 #include "cli/progress.hpp"
 #include "cli/simulate_numeric.hpp"
 #include "cli/simulate_report.hpp"
-#include "cli/simulate_run.hpp"
+#include "sim/planner/simulation.hpp"
 #include "engine/core/errors.hpp"
 #include "engine/core/trace_chrome.hpp"
 #include "engine/mesh/device_mesh.hpp"
@@ -78,8 +78,8 @@ FidelityChoice choose_fidelity(const SimulateArgs& args, const Config& config, c
                                std::int64_t seq_len) {
   if (args.fidelity == "numeric") return {sim::Fidelity::numeric, "--fidelity", {}};
   if (args.fidelity == "shape") return {sim::Fidelity::shape, "--fidelity", {}};
-  const std::int64_t need = estimate_numeric_host_bytes(config, model, seq_len, parse_recompute(args.recompute));
-  const std::optional<std::int64_t> host = host_memory_bytes();
+  const std::int64_t need = planner::estimate_numeric_host_bytes(config, model, seq_len, parse_recompute(args.recompute));
+  const std::optional<std::int64_t> host = planner::host_memory_bytes();
   const std::string estimate = fmt::format("numeric needs ~{} of host memory", format_bytes(need));
   if (!host) {
     return {sim::Fidelity::shape, "default: host memory unknown",
@@ -145,11 +145,11 @@ void run_simulate(const SimulateArgs& args) {
   }
   ProgressBar progress(args.steps, !args.no_progress);
   const auto wall_start = std::chrono::steady_clock::now();
-  const SimulateResult result = run_simulation(
+  const planner::SimulateResult result = planner::run_simulation(
       {.config = &config, .model = &model, .cluster = cluster, .steps = args.steps, .seq_len = seq_len,
        .fidelity = fidelity.fidelity, .seed = args.seed, .recompute = recompute, .partition_method = partition,
-       .make_model = fidelity.fidelity == sim::Fidelity::numeric ? RankModelFactory(make_numeric_rank_model)
-                                                                  : RankModelFactory(make_shape_rank_model),
+       .make_model = fidelity.fidelity == sim::Fidelity::numeric ? planner::RankModelFactory(make_numeric_rank_model)
+                                                                  : planner::RankModelFactory(planner::make_shape_rank_model),
        .on_step = [&](std::int64_t step) { progress.update(step, fmt::format("step {}", step)); }});
   progress.finish();
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();

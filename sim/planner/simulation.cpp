@@ -1,4 +1,4 @@
-#include "cli/simulate_run.hpp"
+#include "sim/planner/simulation.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -14,7 +14,7 @@
 #include "sim/preset_costs.hpp"
 #include "sim/sim_device.hpp"
 
-namespace twinspeed::cli {
+namespace twinspeed::planner {
 
 namespace {
 
@@ -32,7 +32,7 @@ struct RankTimeline {
 
 sim::SimStream& compute_clock(comm::Backend& backend) {
   auto* device = dynamic_cast<sim::SimDevice*>(&backend.device());
-  if (device == nullptr) throw Error("twinspeed simulate: the rank's device is not a simulated device");
+  if (device == nullptr) throw Error("simulation: the rank's device is not a simulated device");
   return device->compute();
 }
 
@@ -195,4 +195,4 @@ std::optional<std::int64_t> host_memory_bytes() {
   return std::nullopt;
 }
 
-}  // namespace twinspeed::cli
+}  // namespace twinspeed::planner

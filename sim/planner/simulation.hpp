@@ -20,7 +20,7 @@
 #include "sim/cluster.hpp"
 #include "sim/cost/hardware.hpp"
 
-namespace twinspeed::cli {
+namespace twinspeed::planner {
 
 // One rank's model: its layer runner and its micro-batches.
 struct RankModel {
@@ -94,4 +94,4 @@ std::int64_t estimate_numeric_host_bytes(const Config& config, const ModelConfig
 // MemTotal of /proc/meminfo in bytes; nullopt when it cannot be read.
 std::optional<std::int64_t> host_memory_bytes();
 
-}  // namespace twinspeed::cli
+}  // namespace twinspeed::planner
