@@ -45,7 +45,7 @@ struct SimulateArgs {
   bool no_progress = false;
 };
 
-// --seq, else the model's own length (a preset's n_positions is its training length), capped at 4096.
+// --seq, else the model's default (its training length, or its positions capped at 4096).
 std::pair<std::int64_t, std::string> resolve_seq(const SimulateArgs& args, const ModelConfig& model) {
   if (args.seq_option->count() > 0) {
     if (model.learned_positions && args.seq > model.max_positions) {
@@ -55,10 +55,8 @@ std::pair<std::int64_t, std::string> resolve_seq(const SimulateArgs& args, const
     }
     return {args.seq, "--seq"};
   }
-  const char* key = model.model_type == "gpt2" ? "n_positions" : "max_position_embeddings";
-  const bool preset = args.model.find('/') == std::string::npos && !args.model.ends_with(".json");
-  return {default_seq_len(model), fmt::format("{}min({} {}, 4096)", preset ? "preset " + args.model + ": " : "", key,
-                                              model.max_positions)};
+  DefaultSeqLen seq = default_seq_length(model);
+  return {seq.value, std::move(seq.source)};
 }
 
 RecomputeMode parse_recompute(const std::string& name) {

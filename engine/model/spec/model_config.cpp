@@ -5,6 +5,7 @@
 #include <optional>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/config/json_parse.hpp"
@@ -132,6 +133,37 @@ void read_llama_family(const HfReader& r, ModelConfig& m) {
   m.attention_dropout = r.number("attention_dropout", 0.0);
 }
 
+// The family's name for the position limit, as error messages and seq-length sources print it.
+const char* positions_key(const ModelConfig& m) {
+  return m.model_type == "gpt2" ? "n_positions" : "max_position_embeddings";
+}
+
+// twinspeed's own top-level object (model_config.hpp): the training sequence length and its source.
+void read_twinspeed_key(const nlohmann::json& config, std::string_view source, ModelConfig& m) {
+  const auto it = config.find("twinspeed");
+  if (it == config.end() || it->is_null()) return;
+  const std::string where = " (" + std::string(source) + ")";
+  if (!it->is_object()) throw ConfigError("twinspeed", it->dump(), "must be an object" + where);
+  const auto seq = it->find("seq_len");
+  if (seq == it->end() || seq->is_null()) return;
+  if (!seq->is_number_integer() || seq->get<std::int64_t>() <= 0) {
+    throw ConfigError("twinspeed.seq_len", seq->dump(), "must be a positive integer" + where);
+  }
+  m.train_seq_len = seq->get<std::int64_t>();
+  if (m.train_seq_len > m.max_positions) {
+    throw ConfigError("twinspeed.seq_len", seq->dump(),
+                      fmt::format("longer than the model's {} {}{}", positions_key(m), m.max_positions, where));
+  }
+  const auto why = it->find("seq_len_source");
+  if (why == it->end() || why->is_null()) {
+    throw ConfigError("twinspeed.seq_len_source", "", "required with twinspeed.seq_len: where the length comes from" + where);
+  }
+  if (!why->is_string() || why->get<std::string>().empty()) {
+    throw ConfigError("twinspeed.seq_len_source", why->dump(), "must be a non-empty string" + where);
+  }
+  m.train_seq_len_source = why->get<std::string>();
+}
+
 std::string read_text(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ConfigError("model", "\"" + file.string() + "\"", "cannot read the model config file");
@@ -152,6 +184,7 @@ ModelConfig parse_hf_config(const nlohmann::json& config, std::string_view sourc
                       "required: one of " + join(supported_model_types()) + " (" + std::string(source) + ")");
   }
   ModelConfig m;
+  m.name = std::string(source);
   m.model_type = type_it->get<std::string>();
   const HfReader reader(config, source, m.model_type);
   if (m.model_type == "gpt2") {
@@ -169,6 +202,7 @@ ModelConfig parse_hf_config(const nlohmann::json& config, std::string_view sourc
     }
     m.head_dim = m.hidden_size / m.num_heads;
   }
+  read_twinspeed_key(config, source, m);
   return m;
 }
 
@@ -177,7 +211,17 @@ ModelConfig load_hf_config(const std::filesystem::path& file) {
   return parse_hf_config(config_detail::parse_config_text(text, file.string()), file.string());
 }
 
-std::int64_t default_seq_len(const ModelConfig& model) { return std::min<std::int64_t>(model.max_positions, 4096); }
+DefaultSeqLen default_seq_length(const ModelConfig& model) {
+  const std::string preset = model.from_preset ? "preset " + model.name + ": " : "";
+  if (model.train_seq_len > 0) {
+    const std::string origin = model.from_preset ? preset : model.name + " twinspeed.seq_len: ";
+    return {model.train_seq_len, origin + model.train_seq_len_source};
+  }
+  return {std::min<std::int64_t>(model.max_positions, 4096),
+          fmt::format("{}min({} {}, 4096)", preset, positions_key(model), model.max_positions)};
+}
+
+std::int64_t default_seq_len(const ModelConfig& model) { return default_seq_length(model).value; }
 
 std::vector<std::string> model_preset_names() {
   std::vector<std::string> names;
@@ -189,7 +233,10 @@ ModelConfig load_model_preset(std::string_view name_or_path) {
   for (const auto& p : model_spec_detail::embedded_model_presets()) {
     if (name_or_path == p.name) {
       const std::string source = "configs/models/" + std::string(p.name) + ".json";
-      return parse_hf_config(config_detail::parse_config_text(p.text, source), source);
+      ModelConfig m = parse_hf_config(config_detail::parse_config_text(p.text, source), source);
+      m.name = p.name;
+      m.from_preset = true;
+      return m;
     }
   }
   const std::filesystem::path path(name_or_path);
