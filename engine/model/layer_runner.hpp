@@ -47,6 +47,14 @@ class Device;
 
 namespace twinspeed {
 
+// Every layer's costs on one micro-batch (LayerRunner::forward_cost, recompute_cost,
+// backward_cost): one entry per layer in each vector, or none.
+struct LayerCosts {
+  std::vector<comm::ComputeCost> forward;
+  std::vector<comm::ComputeCost> recompute;
+  std::vector<comm::ComputeCost> backward;
+};
+
 struct ParamSpec {
   std::string name;
   std::vector<std::int64_t> shape;
@@ -97,8 +105,13 @@ class LayerRunner {
     throw no_pipeline_transfers();
   }
   // What layer's forward / backward costs on one micro-batch, for the simulator's clocks (real
-  // backends only trace it). Zero for a layer without a spec.
+  // backends only trace it). Zero for a layer without a spec. recompute_cost is the forward work
+  // backward repeats first (activation checkpointing: the whole forward; selective recompute: the
+  // attention core); the engine launches it as "<layer> recompute" just before "<layer> backward",
+  // so traces and the planner see recomputation apart (on a real backend that launch is empty and
+  // the recomputation is timed inside backward, where autograd runs it).
   virtual comm::ComputeCost forward_cost(std::size_t /*layer*/) const { return {}; }
+  virtual comm::ComputeCost recompute_cost(std::size_t /*layer*/) const { return {}; }
   virtual comm::ComputeCost backward_cost(std::size_t /*layer*/) const { return {}; }
 
  private:

@@ -149,7 +149,7 @@ TorchLayerRunner::TorchLayerRunner(std::vector<Layer> layers, LossFn loss_fn, To
     throw Error(fmt::format("TorchLayerRunner: {} recompute flags for {} layers (give one per layer, or none)",
                             options_.recompute.size(), layers_.size()));
   }
-  set_costs(std::move(options_.forward_costs), std::move(options_.backward_costs));
+  set_costs(std::move(options_.costs));
   set_seed(options_.seed);
 }
 
@@ -177,23 +177,30 @@ void TorchLayerRunner::set_seed(std::uint64_t seed) {
   rng_state_ = seeded_state(seed + static_cast<std::uint64_t>(rank_));
 }
 
-void TorchLayerRunner::set_costs(std::vector<comm::ComputeCost> forward, std::vector<comm::ComputeCost> backward) {
-  for (const auto* costs : {&forward, &backward}) {
-    if (!costs->empty() && costs->size() != layers_.size()) {
-      throw Error(fmt::format("TorchLayerRunner: {} costs for {} layers (give one per layer, or none)", costs->size(),
-                              layers_.size()));
+void TorchLayerRunner::set_costs(LayerCosts costs) {
+  for (const auto* per_layer : {&costs.forward, &costs.recompute, &costs.backward}) {
+    if (!per_layer->empty() && per_layer->size() != layers_.size()) {
+      throw Error(fmt::format("TorchLayerRunner: {} costs for {} layers (give one per layer, or none)",
+                              per_layer->size(), layers_.size()));
     }
   }
-  options_.forward_costs = std::move(forward);
-  options_.backward_costs = std::move(backward);
+  options_.costs = std::move(costs);
 }
 
-comm::ComputeCost TorchLayerRunner::forward_cost(std::size_t layer) const {
-  return options_.forward_costs.empty() ? comm::ComputeCost{} : options_.forward_costs[layer];
+namespace {
+comm::ComputeCost cost_of(const std::vector<comm::ComputeCost>& costs, std::size_t layer) {
+  return costs.empty() ? comm::ComputeCost{} : costs[layer];
+}
+}  // namespace
+
+comm::ComputeCost TorchLayerRunner::forward_cost(std::size_t layer) const { return cost_of(options_.costs.forward, layer); }
+
+comm::ComputeCost TorchLayerRunner::recompute_cost(std::size_t layer) const {
+  return cost_of(options_.costs.recompute, layer);
 }
 
 comm::ComputeCost TorchLayerRunner::backward_cost(std::size_t layer) const {
-  return options_.backward_costs.empty() ? comm::ComputeCost{} : options_.backward_costs[layer];
+  return cost_of(options_.costs.backward, layer);
 }
 
 void TorchLayerRunner::check_bound_dtype(std::size_t layer, std::span<const BufferView> views) {

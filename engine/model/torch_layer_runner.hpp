@@ -62,10 +62,9 @@ torch::Tensor unwrap_tensor(const Activation& activation);
 struct TorchRunnerOptions {
   // The dropout stream of rank r is seeded with seed + r.
   std::uint64_t seed = 1234;
-  // Per-layer costs for the simulator's clocks (e.g. from LayerSpec FLOPs). Empty: zero costs;
-  // otherwise one per layer.
-  std::vector<comm::ComputeCost> forward_costs;
-  std::vector<comm::ComputeCost> backward_costs;
+  // Per-layer costs for the simulator's clocks (e.g. from LayerSpec FLOPs). Each vector empty
+  // (zero costs) or one per layer.
+  LayerCosts costs;
   // Layers that keep only their input and recompute their forward in backward (full activation
   // checkpointing; every layer does under fp16 emulation). Empty: none; else one flag per layer.
   std::vector<bool> recompute;
@@ -99,12 +98,13 @@ class TorchLayerRunner final : public LayerRunner {
   void write_activation(const Activation& value, BufferView dst) const override;
   Activation read_activation(BufferView src, const std::vector<std::int64_t>& shape) const override;
   comm::ComputeCost forward_cost(std::size_t layer) const override;
+  comm::ComputeCost recompute_cost(std::size_t layer) const override;
   comm::ComputeCost backward_cost(std::size_t layer) const override;
 
   // Restarts the dropout stream at seed + rank.
   void set_seed(std::uint64_t seed);
   // Throws Error unless each vector is empty or has one cost per layer.
-  void set_costs(std::vector<comm::ComputeCost> forward, std::vector<comm::ComputeCost> backward);
+  void set_costs(LayerCosts costs);
   // The parameter storage dtype: the bound views' (fp32 before any bind).
   torch::ScalarType storage_dtype() const { return storage_dtype_; }
 

@@ -275,7 +275,7 @@ std::shared_ptr<TorchLayerRunner> make_torch_model_runner(const ModelConfig& con
   }
   Model model = build_torch_model(config, options.model);
   const RecomputeMode mode = options.recompute ? RecomputeMode::full : RecomputeMode::none;
-  SpecLayerCosts costs = spec_layer_costs(config, options.spec, mode);
+  LayerCosts costs = spec_layer_costs(config, options.spec, mode);
   std::vector<bool> recompute;
   std::vector<std::array<std::int64_t, 2>> saved_bytes;
   for (const auto& spec : build_layer_specs(config, options.spec)) {
@@ -284,8 +284,7 @@ std::shared_ptr<TorchLayerRunner> make_torch_model_runner(const ModelConfig& con
   }
   return std::make_shared<TorchLayerRunner>(
       std::move(model.layers), std::move(model.loss_fn),
-      TorchRunnerOptions{.seed = options.dropout_seed, .forward_costs = std::move(costs.forward),
-                         .backward_costs = std::move(costs.backward), .recompute = std::move(recompute),
+      TorchRunnerOptions{.seed = options.dropout_seed, .costs = std::move(costs), .recompute = std::move(recompute),
                          .saved_bytes = std::move(saved_bytes)});
 }
 

@@ -120,6 +120,10 @@ comm::ComputeCost StageRunner::forward_cost(std::size_t layer) const {
   return is_tied_copy(layer) ? comm::ComputeCost{} : model_->forward_cost(model_layer(layer));
 }
 
+comm::ComputeCost StageRunner::recompute_cost(std::size_t layer) const {
+  return is_tied_copy(layer) ? comm::ComputeCost{} : model_->recompute_cost(model_layer(layer));
+}
+
 comm::ComputeCost StageRunner::backward_cost(std::size_t layer) const {
   return is_tied_copy(layer) ? comm::ComputeCost{} : model_->backward_cost(model_layer(layer));
 }

@@ -76,6 +76,7 @@ class StageRunner final : public LayerRunner {
     return model_->read_activation(src, shape);
   }
   comm::ComputeCost forward_cost(std::size_t layer) const override;
+  comm::ComputeCost recompute_cost(std::size_t layer) const override;
   comm::ComputeCost backward_cost(std::size_t layer) const override;
 
  private:

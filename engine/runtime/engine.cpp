@@ -411,6 +411,11 @@ Activation Engine::backward_layers(Activation grad) {
       for (std::size_t owner : model_.owners_used[layer]) ensure_layer_gradients(owner);
     }
     if (stage3_) stage3_->before(layer, Pass::backward);
+    // The forward work backward repeats, apart on the clock (LayerRunner::recompute_cost).
+    const comm::ComputeCost recompute = runner_->recompute_cost(layer);
+    if (recompute.flops > 0.0 || recompute.bytes_read + recompute.bytes_written > 0) {
+      compute.launch(runner_->layer_name(layer) + " recompute", recompute, [] {});
+    }
     launch_always(backend_->device(), compute, runner_->layer_name(layer) + " backward",
                   runner_->backward_cost(layer), [&] { grad = runner_->backward(layer, grad); });
     if (stage3_) stage3_->after(layer, Pass::backward);

@@ -90,7 +90,7 @@ TEST(SpecLayerRunner, SpecLayerCostsAreTheRunnersForEveryLayer) {
   const ModelConfig model = gpt_bench();
   const SpecRunnerOptions o = options(1, 1, false, RecomputeMode::full);
   SpecLayerRunner runner(model, o);
-  const SpecLayerCosts costs = spec_layer_costs(model, {.micro_batch = 2, .seq_len = 64, .dtype_bytes = 2},
+  const LayerCosts costs = spec_layer_costs(model, {.micro_batch = 2, .seq_len = 64, .dtype_bytes = 2},
                                                 RecomputeMode::full);
   ASSERT_EQ(costs.forward.size(), runner.layer_count());
   ASSERT_EQ(costs.backward.size(), runner.layer_count());
@@ -100,6 +100,7 @@ TEST(SpecLayerRunner, SpecLayerCostsAreTheRunnersForEveryLayer) {
              a.bytes_written == b.bytes_written;
     };
     EXPECT_TRUE(same(costs.forward[i], runner.forward_cost(i))) << runner.layer_name(i);
+    EXPECT_TRUE(same(costs.recompute[i], runner.recompute_cost(i))) << runner.layer_name(i);
     EXPECT_TRUE(same(costs.backward[i], runner.backward_cost(i))) << runner.layer_name(i);
   }
   EXPECT_THROW(spec_layer_costs(model, {.micro_batch = 2, .seq_len = 64, .dtype_bytes = 3}, RecomputeMode::none),
@@ -116,13 +117,25 @@ TEST(SpecLayerRunner, UntiedHeadOwnsItsWeightAndSharesNothing) {
   EXPECT_TRUE(runner.shared_parameters(head).empty());
 }
 
-TEST(SpecLayerRunner, FullRecomputeChargesTheForwardAgainInABlocksBackward) {
+TEST(SpecLayerRunner, RecomputeCostIsTheBlocksForwardOrAttentionCoreAndNeverInBackward) {
   const ModelConfig model = gpt_bench();
-  SpecLayerRunner runner(model, options(1, 1, false, RecomputeMode::full));
-  const auto& specs = runner.specs();
-  EXPECT_EQ(runner.backward_cost(1).flops, static_cast<double>(specs[1].backward_flops + specs[1].forward_flops));
+  SpecLayerRunner full(model, options(1, 1, false, RecomputeMode::full));
+  SpecLayerRunner selective(model, options(1, 1, false, RecomputeMode::selective));
+  SpecLayerRunner none(model, options(1, 1, false, RecomputeMode::none));
+  const auto& specs = full.specs();
   const std::size_t head = specs.size() - 1;  // the head is not recomputed
-  EXPECT_EQ(runner.backward_cost(head).flops, static_cast<double>(specs[head].backward_flops));
+  EXPECT_EQ(full.recompute_cost(1).flops, static_cast<double>(specs[1].forward_flops));
+  EXPECT_EQ(full.recompute_cost(1).bytes_read, full.forward_cost(1).bytes_read);
+  EXPECT_EQ(full.recompute_cost(head).flops, 0.0);
+  EXPECT_EQ(full.backward_cost(1).flops, static_cast<double>(specs[1].backward_flops));
+  // gpt-bench: B 2, s 64, a 8 heads of d 64: QK^T and attention-over-V, 2 FLOPs per multiply-add.
+  const double core = 2.0 * 2 * 2 * 64 * 64 * 8 * 64;
+  EXPECT_EQ(selective.recompute_cost(1).flops, core);
+  EXPECT_EQ(selective.recompute_cost(1).op_class, comm::OpClass::attention);
+  EXPECT_EQ(selective.recompute_cost(1).bytes_written,
+            specs[1].activation_bytes(RecomputeMode::none) - specs[1].activation_bytes(RecomputeMode::selective));
+  EXPECT_EQ(none.recompute_cost(1).flops, 0.0);
+  EXPECT_EQ(none.recompute_cost(1).bytes_read + none.recompute_cost(1).bytes_written, 0);
 }
 
 TEST(SpecLayerRunner, ShapesFlowFromTokenIdsToAScalarLossWithNoValue) {
@@ -149,6 +162,20 @@ TEST(SpecLayerRunner, ShapesFlowFromTokenIdsToAScalarLossWithNoValue) {
   });
 }
 
+// The activation peak of one micro-batch: everything saved; under recomputation, the last block's
+// backward adds what it recomputes (full: its no-recompute bytes; selective: its attention core's)
+// once the head's and final norm's saved bytes are returned.
+std::int64_t expected_activation_peak(const std::vector<LayerSpec>& specs, RecomputeMode mode) {
+  std::int64_t sum = 0;
+  for (const LayerSpec& l : specs) sum += l.activation_bytes(mode);
+  if (mode == RecomputeMode::none) return sum;
+  const std::size_t n = specs.size();
+  const LayerSpec& last_block = specs[n - 3];
+  const std::int64_t recomputed = last_block.activation_bytes(RecomputeMode::none) -
+                                  (mode == RecomputeMode::full ? 0 : last_block.activation_bytes(mode));
+  return std::max(sum, sum - specs[n - 1].activation_bytes(mode) - specs[n - 2].activation_bytes(mode) + recomputed);
+}
+
 class SpecLayerRunnerMemory : public ::testing::TestWithParam<RecomputeMode> {};
 
 TEST_P(SpecLayerRunnerMemory, SavedBytesAreTheSpecsAndBackwardReturnsThem) {
@@ -169,14 +196,10 @@ TEST_P(SpecLayerRunnerMemory, SavedBytesAreTheSpecsAndBackwardReturnsThem) {
     EXPECT_EQ(backend.device().memory().current(MemoryTag::temporaries), 0);
   });
   EXPECT_EQ(after_forward, expected);
-  // Full recompute holds a block's no-recompute bytes while its backward runs; the peak is at the
-  // last block, when the head's and final norm's saved bytes are already returned.
-  const auto& specs = runner.specs();
-  const std::size_t n = specs.size();
-  std::int64_t peak = expected;
+  // Recomputation holds what it recomputes while a block's backward runs; the peak is at the last
+  // block, when the head's and final norm's saved bytes are already returned.
+  const std::int64_t peak = expected_activation_peak(runner.specs(), mode);
   if (mode == RecomputeMode::full) {
-    peak = std::max(peak, expected - specs[n - 1].activation_bytes(mode) - specs[n - 2].activation_bytes(mode) +
-                              specs[n - 3].activation_bytes(RecomputeMode::none));
     EXPECT_GT(peak, expected);
   }
   EXPECT_EQ(cluster.memory(0).peak(MemoryTag::activations), peak);
@@ -325,17 +348,6 @@ ModelConfig tiny_llama() {
                                         {"intermediate_size", 256}, {"vocab_size", 1000},
                                         {"max_position_embeddings", 512}},
                          "tiny-llama");
-}
-
-// The activation peak of one micro-batch: everything saved; under full recompute, the last block's
-// backward adds its no-recompute bytes once the head's and final norm's are returned.
-std::int64_t expected_activation_peak(const std::vector<LayerSpec>& specs, RecomputeMode mode) {
-  std::int64_t sum = 0;
-  for (const LayerSpec& l : specs) sum += l.activation_bytes(mode);
-  if (mode != RecomputeMode::full) return sum;
-  const std::size_t n = specs.size();
-  return std::max(sum, sum - specs[n - 1].activation_bytes(mode) - specs[n - 2].activation_bytes(mode) +
-                           specs[n - 3].activation_bytes(RecomputeMode::none));
 }
 
 RC_GTEST_PROP(SpecLayerRunnerProperty, EveryMeshAndModeChargesTheSpecsAndIssuesTheirCollectives, ()) {

@@ -267,9 +267,11 @@ TEST(TorchModels, CostsComeFromTheLayerSpecs) {
   EXPECT_GT(runner->forward_cost(1).flops, 0.0);
   // Full recompute of the blocks: a block's backward runs its forward again; the head's does not.
   auto recomputing = make_torch_model_runner(c, TorchModelRunnerOptions{.spec = spec, .recompute = true});
-  EXPECT_EQ(recomputing->backward_cost(1).flops, static_cast<double>(specs[1].backward_flops + specs[1].forward_flops));
-  EXPECT_EQ(recomputing->backward_cost(specs.size() - 1).flops, static_cast<double>(specs.back().backward_flops));
-  EXPECT_THROW(runner->set_costs({comm::ComputeCost{}}, {}), Error);
+  EXPECT_EQ(recomputing->recompute_cost(1).flops, static_cast<double>(specs[1].forward_flops));
+  EXPECT_EQ(recomputing->backward_cost(1).flops, static_cast<double>(specs[1].backward_flops));
+  EXPECT_EQ(recomputing->recompute_cost(specs.size() - 1).flops, 0.0);
+  EXPECT_EQ(runner->recompute_cost(1).flops, 0.0);
+  EXPECT_THROW(runner->set_costs({.forward = {comm::ComputeCost{}}}), Error);
   EXPECT_THROW(runner_for(c, {}, TorchRunnerOptions{.recompute = {true}}), Error);
   EXPECT_THROW(make_torch_model_runner(c, TorchModelRunnerOptions{.spec = {.tp = 2}}), NotImplemented);
 }

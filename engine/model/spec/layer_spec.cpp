@@ -122,6 +122,7 @@ LayerSpec block_layer(const ModelConfig& m, const Local& l, i64 index) {
   const i64 mlp = (swiglu ? 3 : 2) * 2 * tokens * l.h * l.f;
   layer.forward_flops = linear + core + mlp;
   layer.backward_flops = 2 * layer.forward_flops;
+  layer.recompute_flops = {0, core, layer.forward_flops};
 
   // Saved activations (header: Korthikanti et al. 2022 Sec. 4, adapted).
   const i64 sbh = tokens * l.h;

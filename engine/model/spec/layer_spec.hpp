@@ -22,6 +22,8 @@
 //   LM head forward:   2BshV (tied or not); embedding, norms, softmax, activations: 0.
 // For GPT (k = a, ad = h, f = 4h, gelu) a block is 24Bsh^2 + 4Bs^2h = 24Bsh^2 (1 + s/(6h)).
 // Backward is 2x forward for every matmul (grad of input + grad of weight, or of both operands).
+// Recomputation repeats forward work in backward (recompute_flops): full recompute a block's whole
+// forward, selective recompute its attention core (the two s^2 products, 4B*s^2*ad).
 // So a step without recompute is 3 * (24BsLh^2 (1 + s/(6h)) + 2BshV)
 //   = 72 BsLh^2 (1 + s/(6h) + V/(12Lh)), and with full recompute (blocks run forward twice,
 // the head does not) 96 BsLh^2 (1 + s/(6h) + V/(16Lh)): Megatron's closed form.
@@ -109,6 +111,7 @@ struct LayerSpec {
   std::vector<ParamSpec> params;  // as held by one tp rank
   std::int64_t forward_flops = 0;   // per rank, one micro-batch
   std::int64_t backward_flops = 0;
+  std::array<std::int64_t, 3> recompute_flops{};  // per rank, indexed by RecomputeMode (see header)
   std::array<std::int64_t, 3> saved_bytes{};  // per rank, indexed by RecomputeMode
   std::vector<CollectiveSpec> collectives;
 

@@ -212,11 +212,14 @@ Activation SpecLayerRunner::backward(std::size_t layer, const Activation& grad_o
   }
   comm::Device& dev = device("backward");
   Buffer recomputed;
-  if (options_.recompute == RecomputeMode::full && spec.kind == LayerKind::block) {
-    // Activation checkpointing runs the block's forward again, saving everything, and issues its
-    // forward collectives again.
-    recomputed = dev.allocate(DType::u8, spec.activation_bytes(RecomputeMode::none), MemoryTag::activations);
-    issue_collectives(layer, CommPhase::forward);
+  if (spec.kind == LayerKind::block && options_.recompute != RecomputeMode::none) {
+    // Recomputation saves again what it recomputes, for the duration of this backward: activation
+    // checkpointing the whole block (re-issuing its forward collectives), selective recompute the
+    // attention core.
+    const bool full = options_.recompute == RecomputeMode::full;
+    const i64 bytes = spec.activation_bytes(RecomputeMode::none) - (full ? 0 : spec.activation_bytes(options_.recompute));
+    recomputed = dev.allocate(DType::u8, bytes, MemoryTag::activations);
+    if (full) issue_collectives(layer, CommPhase::forward);
   }
   issue_collectives(layer, CommPhase::backward);
   saved_[layer].erase(saved_[layer].begin());
@@ -274,32 +277,45 @@ comm::ComputeCost SpecLayerRunner::forward_cost(std::size_t layer) const {
           .bytes_written = bytes_of(output_shape(layer))};
 }
 
+comm::ComputeCost SpecLayerRunner::recompute_cost(std::size_t layer) const {
+  const LayerSpec& spec = layers_.at(layer);
+  switch (spec.kind == LayerKind::block ? options_.recompute : RecomputeMode::none) {
+    case RecomputeMode::none: return {};
+    case RecomputeMode::full: return forward_cost(layer);
+    case RecomputeMode::selective: {
+      // The attention core again: it reads Q, K and V (part of what selective recompute saved) and
+      // writes what it had not saved (softmax output, dropout mask and output).
+      const i64 core_outputs =
+          spec.activation_bytes(RecomputeMode::none) - spec.activation_bytes(RecomputeMode::selective);
+      return {.op_class = comm::OpClass::attention,
+              .flops = static_cast<double>(spec.recompute_flops[static_cast<int>(RecomputeMode::selective)]),
+              .bytes_read = spec.activation_bytes(RecomputeMode::selective) - spec.activation_bytes(RecomputeMode::full),
+              .bytes_written = core_outputs};
+    }
+  }
+  return {};
+}
+
 comm::ComputeCost SpecLayerRunner::backward_cost(std::size_t layer) const {
   const LayerSpec& spec = layers_.at(layer);
   const i64 params = param_traffic_bytes(layer);
   const i64 grad_input = spec.kind == LayerKind::embedding ? 0 : bytes_of(input_shape(layer));
-  comm::ComputeCost cost{.op_class = op_class(spec),
-                         .flops = static_cast<double>(spec.backward_flops),
-                         .bytes_read = params + bytes_of(output_shape(layer)) + spec.activation_bytes(options_.recompute),
-                         .bytes_written = params + grad_input};
-  if (options_.recompute == RecomputeMode::full && spec.kind == LayerKind::block) {
-    const comm::ComputeCost again = forward_cost(layer);
-    cost.flops += again.flops;
-    cost.bytes_read += again.bytes_read;
-    cost.bytes_written += again.bytes_written;
-  }
-  return cost;
+  return {.op_class = op_class(spec),
+          .flops = static_cast<double>(spec.backward_flops),
+          .bytes_read = params + bytes_of(output_shape(layer)) + spec.activation_bytes(options_.recompute),
+          .bytes_written = params + grad_input};
 }
 
-SpecLayerCosts spec_layer_costs(const ModelConfig& model, const SpecOptions& spec, RecomputeMode recompute) {
+LayerCosts spec_layer_costs(const ModelConfig& model, const SpecOptions& spec, RecomputeMode recompute) {
   DType dtype = DType::f32;
   if (spec.dtype_bytes == 2) dtype = DType::bf16;
   else if (spec.dtype_bytes == 8) dtype = DType::f64;
   else if (spec.dtype_bytes != 4) throw ConfigError("dtype_bytes", std::to_string(spec.dtype_bytes), "must be 2, 4 or 8");
   const SpecLayerRunner runner(model, {.spec = spec, .dtype = dtype, .recompute = recompute});
-  SpecLayerCosts costs;
+  LayerCosts costs;
   for (std::size_t i = 0; i < runner.layer_count(); ++i) {
     costs.forward.push_back(runner.forward_cost(i));
+    costs.recompute.push_back(runner.recompute_cost(i));
     costs.backward.push_back(runner.backward_cost(i));
   }
   return costs;

@@ -8,10 +8,10 @@
 //
 // Memory: forward(i) allocates layer i's saved bytes for the recompute mode (tag activations, u8)
 // and keeps them until backward(i) or release_saved(). Under full recompute, backward(i) of a block
-// re-runs its forward first (re-issuing the forward collectives, charging the forward FLOPs and
-// holding the no-recompute bytes for the duration of its backward), as activation checkpointing
-// does. Selective recompute's re-run of the attention core is not charged (the spec does not break
-// the core's FLOPs out).
+// re-runs its forward first (re-issuing the forward collectives and holding the no-recompute bytes
+// for the duration of its backward), as activation checkpointing does; under selective recompute
+// it holds the attention core's bytes again. The recomputation's FLOPs are recompute_cost(i),
+// which the engine launches before backward_cost(i).
 //
 // Collectives (bytes per rank as the spec gives them: all_gather's output, reduce_scatter's input,
 // all_reduce's and all_to_all's buffer) are issued on the group's comm stream and waited for on the
@@ -80,9 +80,11 @@ class SpecLayerRunner final : public LayerRunner {
   // The spec's FLOPs as matmul work (op class matmul; elementwise for a layer without FLOPs), plus the bytes the layer reads and writes
   // once: its parameters (the embedding only the rows it looks up), its input and output, and in
   // backward its saved activations and parameter gradients, so FLOP-free layers (embedding, norms)
-  // cost their memory traffic. Under full recompute a block's backward also pays its forward.
+  // cost their memory traffic. recompute_cost: a block's forward under full recompute, its
+  // attention core (op class attention) under selective recompute, nothing otherwise.
   // A numeric runner of the same model can ask a SpecLayerRunner for these to keep times equal.
   comm::ComputeCost forward_cost(std::size_t layer) const override;
+  comm::ComputeCost recompute_cost(std::size_t layer) const override;
   comm::ComputeCost backward_cost(std::size_t layer) const override;
 
   const std::vector<LayerSpec>& specs() const { return layers_; }
@@ -115,14 +117,10 @@ class SpecLayerRunner final : public LayerRunner {
   std::vector<std::vector<Buffer>> saved_;  // per layer, one Buffer per micro-batch in flight
 };
 
-// Every layer's forward and backward cost on one micro-batch, as SpecLayerRunner::forward_cost /
-// backward_cost give them: the one source of layer costs, so a numeric runner of the same model
-// (the model zoo's) and the shape-only runner put the same time on the simulator's clocks. Only the
-// element size of spec.dtype_bytes matters (2, 4 or 8).
-struct SpecLayerCosts {
-  std::vector<comm::ComputeCost> forward;
-  std::vector<comm::ComputeCost> backward;
-};
-SpecLayerCosts spec_layer_costs(const ModelConfig& model, const SpecOptions& spec, RecomputeMode recompute);
+// Every layer's forward, recompute and backward cost on one micro-batch, as SpecLayerRunner gives
+// them: the one source of layer costs, so a numeric runner of the same model (the model zoo's) and
+// the shape-only runner put the same time on the simulator's clocks. Only the element size of
+// spec.dtype_bytes matters (2, 4 or 8).
+LayerCosts spec_layer_costs(const ModelConfig& model, const SpecOptions& spec, RecomputeMode recompute);
 
 }  // namespace twinspeed
