@@ -33,6 +33,9 @@ namespace twinspeed {
 struct LoadOptions {
   int world = 1;
   std::optional<int> tp, pp, sp;
+  std::optional<int> zero_stage;                      // zero_optimization.stage
+  // "bf16", "fp16" or "fp32": bf16.enabled and fp16.enabled (both false for fp32)
+  std::optional<std::string> precision;
   std::optional<std::int64_t> micro_batch;            // train_micro_batch_size_per_gpu
   std::optional<std::int64_t> global_batch;           // train_batch_size
   std::optional<std::int64_t> gradient_accumulation;  // gradient_accumulation_steps

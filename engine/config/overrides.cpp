@@ -47,6 +47,12 @@ const std::vector<Target>& targets() {
       {"tensor_parallel.autotp_size", "tp", Write::always, [](const LoadOptions& o) { return as_json(o.tp); }},
       {"pipeline.stages", "pp", Write::always, [](const LoadOptions& o) { return as_json(o.pp); }},
       {"sequence_parallel_size", "sp", Write::always, [](const LoadOptions& o) { return as_json(o.sp); }},
+      {"zero_optimization.stage", "zero_stage", Write::always,
+       [](const LoadOptions& o) { return as_json(o.zero_stage); }},
+      {"bf16.enabled", "precision", Write::always,
+       [](const LoadOptions& o) { return o.precision ? std::optional<json>(*o.precision == "bf16") : std::nullopt; }},
+      {"fp16.enabled", "precision", Write::always,
+       [](const LoadOptions& o) { return o.precision ? std::optional<json>(*o.precision == "fp16") : std::nullopt; }},
       {"optimizer.params.lr", "lr", Write::in_section, [](const LoadOptions& o) { return as_json(o.lr); }},
       {"optimizer.params.weight_decay", "weight_decay", Write::in_section,
        [](const LoadOptions& o) { return as_json(o.weight_decay); }},
@@ -109,6 +115,9 @@ void derive_auto_batch_key(json& user, const LoadOptions& options) {
 }  // namespace
 
 std::vector<ConfigOverride> apply_flag_overrides(json& user, const LoadOptions& options) {
+  if (options.precision && *options.precision != "bf16" && *options.precision != "fp16" && *options.precision != "fp32") {
+    throw ConfigError("precision", *options.precision, "must be bf16, fp16 or fp32");
+  }
   std::vector<ConfigOverride> applied;
   for (const Target& t : targets()) {
     std::optional<json> value = t.value(options);

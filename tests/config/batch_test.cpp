@@ -150,5 +150,27 @@ TEST(ConfigAuto, FlagsOverrideExplicitValuesToo) {
   EXPECT_FALSE(parse(R"({"train_batch_size": 2})", o).to_json().contains("optimizer"));
 }
 
+TEST(ConfigOverrides, ZeroStageAndPrecisionOverrideTheFileAndAreListed) {
+  LoadOptions o = world(8);
+  o.zero_stage = 3;
+  o.precision = "fp16";
+  Config c = parse(R"({"train_batch_size": 8, "bf16": {"enabled": true}, "zero_optimization": {"stage": 1}})", o);
+  EXPECT_EQ(c.zero().stage, 3);
+  EXPECT_FALSE(c.bf16().enabled);
+  EXPECT_TRUE(c.fp16().enabled);
+  ASSERT_EQ(c.overrides().size(), 3u);
+  EXPECT_EQ(c.overrides()[0].path, "zero_optimization.stage");
+  EXPECT_EQ(c.overrides()[0].file_value, 1);
+  EXPECT_EQ(c.overrides()[1].path, "bf16.enabled");
+  EXPECT_EQ(c.overrides()[1].file_value, true);
+  EXPECT_EQ(c.overrides()[2].path, "fp16.enabled");
+  EXPECT_TRUE(c.overrides()[2].file_value.is_null());
+  o.precision = "fp32";
+  Config fp32 = parse(R"({"train_batch_size": 8, "bf16": {"enabled": true}})", o);
+  EXPECT_FALSE(fp32.bf16().enabled || fp32.fp16().enabled);
+  o.precision = "int8";
+  EXPECT_TRUE(fails_at(R"({"train_batch_size": 8})", "precision", "bf16, fp16 or fp32", o));
+}
+
 }  // namespace
 }  // namespace twinspeed
