@@ -18,6 +18,24 @@ TEST(BusBandwidthFactor, FollowsNcclTestsPerformanceMd) {
   EXPECT_DOUBLE_EQ(bus_bandwidth_factor(CollectiveKind::barrier, 8), 0.0);
 }
 
+// nccl-tests doc/PERFORMANCE.md for every rank count a planner meets: all_reduce 2(n-1)/n;
+// reduce_scatter, all_gather and all_to_all (n-1)/n; broadcast, reduce and p2p 1; barrier 0.
+TEST(BusBandwidthFactor, EveryRankCountUpTo4096FollowsPerformanceMd) {
+  for (int n = 1; n <= 4096; ++n) {
+    const double ranks = n;
+    EXPECT_DOUBLE_EQ(bus_bandwidth_factor(CollectiveKind::all_reduce, n) * ranks, 2.0 * (ranks - 1)) << n;
+    for (CollectiveKind kind : {CollectiveKind::reduce_scatter, CollectiveKind::all_gather, CollectiveKind::all_to_all}) {
+      EXPECT_DOUBLE_EQ(bus_bandwidth_factor(kind, n) * ranks, ranks - 1) << collective_kind_name(kind) << " " << n;
+    }
+    for (CollectiveKind kind : {CollectiveKind::broadcast, CollectiveKind::reduce, CollectiveKind::p2p}) {
+      EXPECT_EQ(bus_bandwidth_factor(kind, n), 1.0) << collective_kind_name(kind) << " " << n;
+    }
+    EXPECT_EQ(bus_bandwidth_factor(CollectiveKind::barrier, n), 0.0) << n;
+    EXPECT_EQ(nccl_size_bytes(CollectiveKind::all_gather, 3, n), 3 * n) << n;
+    EXPECT_EQ(nccl_size_bytes(CollectiveKind::reduce_scatter, 3, n), 3) << n;
+  }
+}
+
 TEST(BusBandwidthFactor, OneRankMovesNothingAndZeroRanksIsAnError) {
   EXPECT_DOUBLE_EQ(bus_bandwidth_factor(CollectiveKind::all_reduce, 1), 0.0);
   EXPECT_DOUBLE_EQ(bus_bandwidth_factor(CollectiveKind::all_gather, 1), 0.0);
