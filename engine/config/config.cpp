@@ -123,11 +123,15 @@ void apply_batch_rule(json& c, const MeshShape& mesh, Resolution& r) {
 }  // namespace
 
 Config Config::load(const std::filesystem::path& file, const LoadOptions& options) {
+  return from_json(read_json(file), options);
+}
+
+nlohmann::json Config::read_json(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ConfigError(file.string(), "", fmt::format("cannot read the config file: {}", std::strerror(errno)));
   std::ostringstream text;
   text << in.rdbuf();
-  return parse(text.str(), options, file.string());
+  return parse_config_text(text.str(), file.string());
 }
 
 Config Config::parse(std::string_view text, const LoadOptions& options, std::string source) {

@@ -225,6 +225,9 @@ class Config {
  public:
   // Reads a file (ConfigError naming the file when it cannot be read).
   static Config load(const std::filesystem::path& file, const LoadOptions& options = {});
+  // The JSON of a config file as load() reads it (comments allowed, duplicate keys rejected), for
+  // callers that load it several times with different options.
+  static nlohmann::json read_json(const std::filesystem::path& file);
   // Parses JSON text; source names the text in syntax errors ("<source>:line:column").
   static Config parse(std::string_view text, const LoadOptions& options = {}, std::string source = "<text>");
   static Config from_json(const nlohmann::json& config, const LoadOptions& options = {});
