@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <numeric>
 #include <tuple>
 #include <optional>
 
@@ -107,6 +108,7 @@ struct Pending {
   CollectiveShape shape;
   int first_rank = -1;
   std::vector<Contribution> parts;  // by group rank
+  int expected = 0;                 // issuers: the group's simulated members
   int issued = 0;
   bool executed = false;
   std::optional<CommError> error;
@@ -117,7 +119,7 @@ struct Pending {
   // group ranks are in; an input issued before its turn waits as a snapshot (folds_inputs()).
   HostBytes acc;
   int folded = 0;
-  int delivered = 0;  // participants whose wait() delivered; at size() the entry is dropped
+  int delivered = 0;  // participants whose wait() delivered; at `expected` the entry is dropped
 };
 
 // One rank's batch_p2p call: complete when every one of its sends and receives is matched.
@@ -144,6 +146,7 @@ struct Group {
   int id = -1;
   std::string kind;
   std::vector<int> ranks;
+  int simulated = 0;  // members that run (all of them unless ranks are collapsed)
   std::map<std::int64_t, std::shared_ptr<Pending>> pending;
   using Channel = std::tuple<int, int, int>;  // src group rank, dst group rank, tag
   std::map<Channel, std::deque<P2PEnd>> sends, recvs;
@@ -159,12 +162,15 @@ struct SimCluster::State {
   // return to it.
   std::shared_ptr<HostBlockPool> pool = std::make_shared<HostBlockPool>();
   std::shared_ptr<const CostModel> costs;
+  std::vector<int> representative;  // by rank: the simulated rank standing for it (identity: no collapse)
+  std::vector<int> simulated;       // the ranks that run, ascending; slot i runs simulated[i]
   std::unique_ptr<Scheduler> scheduler_owner;
   Scheduler& scheduler;
   ThreadScheduler* thread_scheduler = nullptr;  // set when ranks are threads (standalone needs it)
   SimStore store;
-  std::vector<std::unique_ptr<RankContext>> ranks;
-  std::map<int, Group> groups;
+  std::vector<std::unique_ptr<RankContext>> ranks;  // by scheduler slot: one per simulated rank
+  std::vector<int> slot_of;                         // by global rank: its slot, -1 if not simulated
+  std::vector<std::unique_ptr<Group>> groups;       // by id (creation order); null until created
 
   RunAhead run_ahead;            // ranks waiting for their own stream (sim_device.hpp)
   int silent_blocked = 0;        // ranks stopped by a silent_rank fault
@@ -174,20 +180,30 @@ struct SimCluster::State {
   explicit State(ClusterOptions o)
       : options(std::move(o)),
         costs(make_costs(options)),
-        scheduler_owner(make_scheduler(options)),
+        representative(representatives_of(options)),
+        simulated(simulated_ranks_of(representative)),
+        scheduler_owner(make_scheduler(options, static_cast<int>(simulated.size()))),
         scheduler(*scheduler_owner),
         thread_scheduler(dynamic_cast<ThreadScheduler*>(scheduler_owner.get())),
         store(scheduler) {}
 
-  static std::unique_ptr<Scheduler> make_scheduler(const ClusterOptions& o) {
+  static std::unique_ptr<Scheduler> make_scheduler(const ClusterOptions& o, int slots) {
     bool fibers = o.execution == RankExecution::fibers ||
                   (o.execution == RankExecution::automatic && o.fidelity == Fidelity::shape && o.world > 1);
-    if (fibers) return std::make_unique<FiberScheduler>(o.world);
-    return std::make_unique<ThreadScheduler>(o.world);
+    if (fibers) return std::make_unique<FiberScheduler>(slots);
+    return std::make_unique<ThreadScheduler>(slots);
   }
+  static std::vector<int> representatives_of(const ClusterOptions& o);
+  static std::vector<int> simulated_ranks_of(const std::vector<int>& representative);
   bool fail_hung_operations();
   // Drops a collective every participant has waited on (its memory goes with the last Work).
-  void release_pending(int group, std::int64_t seq) { groups[group].pending.erase(seq); }
+  void release_pending(int group, std::int64_t seq) { groups[static_cast<std::size_t>(group)]->pending.erase(seq); }
+  bool is_simulated(int rank) const { return slot_of[static_cast<std::size_t>(rank)] >= 0; }
+  // The context of a simulated rank.
+  RankContext& context(int rank) const;
+  // The group with this id, created with these members on first use (ids are creation indices:
+  // every rank creates the same groups in the same order, the first one to get there makes it).
+  Group& group(int id, std::span<const int> members, std::string_view kind);
 
   static std::shared_ptr<const CostModel> make_costs(const ClusterOptions& o) {
     validate_faults(o.faults, o.world);
@@ -227,7 +243,7 @@ class SimWork final : public comm::Work {
       }
       result.reset();
       mine.delivered = true;
-      if (++p.delivered == static_cast<int>(p.parts.size())) cluster_.release_pending(p.group, p.seq);
+      if (++p.delivered == p.expected) cluster_.release_pending(p.group, p.seq);
     }
     SimStream& target = stream != nullptr ? dynamic_cast<SimStream&>(*stream) : device_.compute();
     target.settle();
@@ -415,6 +431,7 @@ comm::WorkPtr SimComm::issue(comm::CollectiveOp op, BufferView in, BufferView ou
     slot->shape = shape;
     slot->first_rank = rank_.rank_;
     slot->parts.resize(group_.ranks.size());
+    slot->expected = group_.simulated;
   }
   Pending& p = *slot;
   auto work = std::make_shared<SimWork>(cluster, slot, group_rank_, rank_.device_);
@@ -452,7 +469,7 @@ comm::WorkPtr SimComm::issue(comm::CollectiveOp op, BufferView in, BufferView ou
       mine.snapshot = snapshot_of(in, cluster.pool);
     }
   } else if (op != comm::CollectiveOp::broadcast || group_rank_ == root) {
-    if (p.issued + 1 == size()) {
+    if (p.issued + 1 == p.expected) {
       mine.data = bytes_of(in);
     } else {
       mine.snapshot = snapshot_of(in, cluster.pool);
@@ -464,7 +481,7 @@ comm::WorkPtr SimComm::issue(comm::CollectiveOp op, BufferView in, BufferView ou
   mine.timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(o.timeout).count();
   mine.stream = &stream;
   if (op != comm::CollectiveOp::reduce || group_rank_ == root) poison_outside(out, in);
-  if (++p.issued == size()) execute(p);
+  if (++p.issued == p.expected) execute(p);
   if (!p.executed) stream.set_blocker([pending = slot] { return pending->executed || pending->error.has_value(); });
   return work;
 }
@@ -510,14 +527,17 @@ void SimComm::execute(Pending& p) {
     c.snapshot.reset();
     c.data = {};
   }
+  // Ranks that are not simulated are represented by simulated members that ran the same program:
+  // they would have been ready at the same time. The cost is the whole group's.
   std::int64_t start = 0;
   for (const auto& c : p.parts) start = std::max(start, c.ready_ns);
   const std::int64_t bytes = p.shape.input_numel * static_cast<std::int64_t>(dtype_size(p.shape.dtype));
   p.start_ns = start;
   p.end_ns = start + cluster.costs->collective_ns(p.shape.op, bytes, group_.ranks);
   for (const auto& c : p.parts) {
+    if (!c.issued) continue;
     c.stream->advance_to(p.end_ns);
-    RankContext& owner = *cluster.ranks[static_cast<std::size_t>(c.global_rank)];
+    RankContext& owner = cluster.context(c.global_rank);
     owner.tracer_.record({.rank = c.global_rank,
                           .lane = std::string(c.stream->name()),
                           .name = std::string(comm::collective_op_name(p.shape.op)),
@@ -540,6 +560,17 @@ comm::WorkPtr SimComm::batch_p2p(std::span<const comm::P2POp> ops, const comm::C
   for (const auto& op : ops) {
     if (op.peer < 0 || op.peer >= size()) {
       throw Error(fmt::format("batch_p2p on group {}: peer {} is not a rank of a group of {}", group_.id, op.peer, size()));
+    }
+    const int peer = group_.ranks[static_cast<std::size_t>(op.peer)];
+    if (!cluster.is_simulated(peer)) {
+      // A represented rank runs nothing, so nothing would ever match this end: the program talks
+      // to ranks its representatives do not stand for, and the collapse is wrong for it.
+      throw Error(fmt::format("batch_p2p on group {} ({}): rank {} {} rank {}, which is not simulated (rank {} runs "
+                              "for it); the symmetric-rank collapse does not hold for this program: simulate every "
+                              "rank (--all-ranks)",
+                              group_.id, group_.kind, rank_.rank_,
+                              op.kind == comm::P2POp::Kind::send ? "sends to" : "receives from", peer,
+                              cluster.representative[static_cast<std::size_t>(peer)]));
     }
   }
   auto batch = std::make_shared<P2PBatch>();
@@ -583,8 +614,8 @@ comm::WorkPtr SimComm::batch_p2p(std::span<const comm::P2POp> ops, const comm::C
       throw e;
     }
     const std::int64_t bytes = send.buffer.bytes();
-    RankContext& sender = *cluster.ranks[static_cast<std::size_t>(send.batch->global_rank)];
-    RankContext& receiver = *cluster.ranks[static_cast<std::size_t>(recv.batch->global_rank)];
+    RankContext& sender = cluster.context(send.batch->global_rank);
+    RankContext& receiver = cluster.context(recv.batch->global_rank);
     const std::int64_t start =
         std::max({send.ready_ns, recv.ready_ns, sender.send_link_free_ns, receiver.recv_link_free_ns});
     const std::int64_t finish = start + cluster.costs->p2p_ns(bytes, send.batch->global_rank, recv.batch->global_rank);
@@ -596,7 +627,7 @@ comm::WorkPtr SimComm::batch_p2p(std::span<const comm::P2POp> ops, const comm::C
       e->batch->end_ns = std::max(e->batch->end_ns, finish);
       --e->batch->outstanding;
       e->stream->advance_to(finish);
-      cluster.ranks[static_cast<std::size_t>(e->batch->global_rank)]->tracer_.record(
+      cluster.context(e->batch->global_rank).tracer_.record(
           {.rank = e->batch->global_rank, .lane = e == &send ? "p2p-send" : "p2p-recv",
            .name = e == &send ? "send" : "recv", .category = TraceCategory::p2p, .start_ns = start,
            .duration_ns = finish - start, .op = "batch_p2p", .group = group_.id, .bytes = bytes,
@@ -616,37 +647,44 @@ comm::CommPtr RankContext::make_comm(Group& group) { return std::make_shared<Sim
 
 comm::CommPtr RankContext::world() {
   if (!world_) {
-    Group& g = cluster.groups[0];
-    if (g.ranks.empty()) {
-      g.id = 0;
-      g.kind = "world";
-      for (int r = 0; r < cluster.options.world; ++r) g.ranks.push_back(r);
-    }
-    world_ = make_comm(g);
+    std::vector<int> everyone(static_cast<std::size_t>(cluster.options.world));
+    std::iota(everyone.begin(), everyone.end(), 0);
+    world_ = make_comm(cluster.group(0, everyone, "world"));
   }
   return world_;
 }
 
+Group& SimCluster::State::group(int id, std::span<const int> members, std::string_view kind) {
+  if (static_cast<std::size_t>(id) >= groups.size()) groups.resize(static_cast<std::size_t>(id) + 1);
+  std::unique_ptr<Group>& slot = groups[static_cast<std::size_t>(id)];
+  if (!slot) {
+    slot = std::make_unique<Group>();
+    slot->id = id;
+    slot->kind = std::string(kind);
+    slot->ranks.assign(members.begin(), members.end());
+    slot->simulated = static_cast<int>(std::count_if(members.begin(), members.end(), [this](int r) { return is_simulated(r); }));
+  }
+  return *slot;
+}
+
+// Every simulated rank creates every group, so at thousands of ranks this runs millions of times:
+// a group that exists is compared in place, nothing is copied.
 comm::CommPtr RankContext::new_group(std::span<const int> ranks, std::string_view kind) {
   const int id = next_group_id++;
-  std::vector<int> sorted(ranks.begin(), ranks.end());
-  for (int r : sorted) {
+  bool member = false;
+  for (int r : ranks) {
     if (r < 0 || r >= cluster.options.world) {
       throw Error(fmt::format("group {} ('{}') names rank {} outside a world of {}", id, kind, r, cluster.options.world));
     }
+    member = member || r == rank_;
   }
-  Group& g = cluster.groups[id];
-  if (g.ranks.empty()) {
-    g.id = id;
-    g.kind = std::string(kind);
-    g.ranks = sorted;
-  } else if (g.ranks != sorted || g.kind != kind) {
+  Group& g = cluster.group(id, ranks, kind);
+  if (!std::equal(g.ranks.begin(), g.ranks.end(), ranks.begin(), ranks.end()) || g.kind != kind) {
     throw CommError(fmt::format("desync: rank {} created group {} as '{}' {} but another rank created it as '{}' {}",
-                                rank_, id, kind, sorted, g.kind, g.ranks),
+                                rank_, id, kind, ranks, g.kind, g.ranks),
                     {.group = id, .op = "new_group", .rank = rank_});
   }
-  if (std::find(sorted.begin(), sorted.end(), rank_) == sorted.end()) return nullptr;
-  return make_comm(g);
+  return member ? make_comm(g) : nullptr;
 }
 
 bool SimCluster::State::fail_hung_operations() {
@@ -657,16 +695,20 @@ bool SimCluster::State::fail_hung_operations() {
     return true;
   }
   bool failed_any = false;
-  for (auto& [id, group] : groups) {
+  for (auto& group_slot : groups) {
+    if (!group_slot) continue;
+    Group& group = *group_slot;
+    const int id = group.id;
     for (auto& [seq, pending] : group.pending) {
       Pending& p = *pending;
       if (p.executed || p.error) continue;
-      // It times out at the earliest deadline among the ranks that issued it.
+      // It times out at the earliest deadline among the ranks that issued it. Represented ranks
+      // run nothing: only simulated ones can be missing.
       std::vector<int> missing;
       std::int64_t deadline = std::numeric_limits<std::int64_t>::max();
       for (std::size_t r = 0; r < p.parts.size(); ++r) {
-        if (!p.parts[r].issued) missing.push_back(group.ranks[r]);
-        else deadline = std::min(deadline, p.parts[r].ready_ns + p.parts[r].timeout_ns);
+        if (p.parts[r].issued) deadline = std::min(deadline, p.parts[r].ready_ns + p.parts[r].timeout_ns);
+        else if (is_simulated(group.ranks[r])) missing.push_back(group.ranks[r]);
       }
       p.end_ns = deadline;
       p.error = CommError(fmt::format("collective timed out at virtual time {} ns: ranks {} never issued it",
@@ -676,7 +718,10 @@ bool SimCluster::State::fail_hung_operations() {
       failed_any = true;
     }
   }
-  for (auto& [id, group] : groups) {
+  for (auto& group_slot : groups) {
+    if (!group_slot) continue;
+    Group& group = *group_slot;
+    const int id = group.id;
     for (auto* queues : {&group.sends, &group.recvs}) {
       const bool sends = queues == &group.sends;
       for (auto& [channel, ends] : *queues) {
@@ -707,28 +752,83 @@ bool SimCluster::State::fail_hung_operations() {
   return failed_any;
 }
 
+std::vector<int> SimCluster::State::representatives_of(const ClusterOptions& o) {
+  if (o.world < 1) throw ConfigError("world", std::to_string(o.world), "must be >= 1");
+  std::vector<int> identity(static_cast<std::size_t>(o.world));
+  std::iota(identity.begin(), identity.end(), 0);
+  const std::vector<int>& map = o.representative;
+  if (map.empty()) return identity;
+  if (o.fidelity != Fidelity::shape) {
+    throw ConfigError("representative", fmt::format("{} entries", map.size()),
+                      "symmetric-rank collapse needs shape fidelity: numeric ranks hold different values");
+  }
+  if (!o.faults.empty()) {
+    throw ConfigError("representative", fmt::format("{} entries", map.size()),
+                      "symmetric-rank collapse cannot honour injected faults: they hit individual ranks, and a "
+                      "collapsed run does not simulate every rank");
+  }
+  if (static_cast<int>(map.size()) != o.world) {
+    throw ConfigError("representative", fmt::format("{} entries", map.size()),
+                      fmt::format("must name one representative per rank of the world of {}", o.world));
+  }
+  for (std::size_t r = 0; r < map.size(); ++r) {
+    const std::string path = fmt::format("representative[{}]", r);
+    if (map[r] < 0 || map[r] >= o.world) {
+      throw ConfigError(path, std::to_string(map[r]), fmt::format("must be a rank of the world of {}", o.world));
+    }
+    const int of_representative = map[static_cast<std::size_t>(map[r])];
+    if (of_representative != map[r]) {
+      throw ConfigError(path, std::to_string(map[r]),
+                        fmt::format("must be a simulated rank, one that represents itself (representative[{}] is {})",
+                                    map[r], of_representative));
+    }
+  }
+  return map;
+}
+
+std::vector<int> SimCluster::State::simulated_ranks_of(const std::vector<int>& representative) {
+  std::vector<int> simulated;
+  for (std::size_t r = 0; r < representative.size(); ++r) {
+    if (representative[r] == static_cast<int>(r)) simulated.push_back(static_cast<int>(r));
+  }
+  return simulated;
+}
+
+RankContext& SimCluster::State::context(int rank) const {
+  return *ranks[static_cast<std::size_t>(slot_of[static_cast<std::size_t>(rank)])];
+}
+
 SimCluster::SimCluster(ClusterOptions options) : state_(std::make_unique<State>(std::move(options))) {
-  if (state_->options.world < 1) throw ConfigError("world", std::to_string(state_->options.world), "must be >= 1");
-  for (int r = 0; r < state_->options.world; ++r) state_->ranks.push_back(std::make_unique<RankContext>(*state_, r));
-  state_->scheduler.set_deadlock_handler([state = state_.get()] { return state->fail_hung_operations(); });
+  State& state = *state_;
+  state.slot_of.assign(static_cast<std::size_t>(state.options.world), -1);
+  for (int rank : state.simulated) {
+    state.slot_of[static_cast<std::size_t>(rank)] = static_cast<int>(state.ranks.size());
+    state.ranks.push_back(std::make_unique<RankContext>(state, rank));
+  }
+  state.scheduler.set_slot_ranks(state.simulated);
+  state.scheduler.set_deadlock_handler([s = &state] { return s->fail_hung_operations(); });
 }
 
 SimCluster::~SimCluster() = default;
 
 int SimCluster::world() const { return state_->options.world; }
 
+int SimCluster::representative(int rank) const { return state_->representative.at(static_cast<std::size_t>(rank)); }
+
+const std::vector<int>& SimCluster::simulated_ranks() const { return state_->simulated; }
+
 void SimCluster::run(const std::function<void(comm::Backend&)>& program) {
   std::vector<int> order;
   std::mutex order_mutex;
   State* state = state_.get();
-  auto errors = state->scheduler.run([&](int rank) {
-    RankContext& ctx = *state->ranks[static_cast<std::size_t>(rank)];
+  auto errors = state->scheduler.run([&](int slot) {
+    RankContext& ctx = *state->ranks[static_cast<std::size_t>(slot)];
     t_current_cluster = state;
     try {
       program(ctx);
     } catch (...) {
       std::lock_guard lock(order_mutex);
-      order.push_back(rank);
+      order.push_back(slot);
       throw;
     }
   });
@@ -743,27 +843,37 @@ comm::Backend& SimCluster::standalone_rank0() {
   return *state_->ranks[0];
 }
 
-const TraceRecorder& SimCluster::tracer(int rank) const { return state_->ranks.at(static_cast<std::size_t>(rank))->tracer_; }
+const TraceRecorder& SimCluster::tracer(int rank) const { return state_->context(representative(rank)).tracer_; }
 
 TraceDocument SimCluster::trace_document(const std::function<MeshCoordinates(int)>& coordinates) const {
+  const State& state = *state_;
+  // The ranks each simulated rank stands for, when it stands for more than itself.
+  std::vector<std::vector<int>> represents(state.ranks.size());
+  for (int r = 0; r < state.options.world; ++r) {
+    const int slot = state.slot_of[static_cast<std::size_t>(state.representative[static_cast<std::size_t>(r)])];
+    represents[static_cast<std::size_t>(slot)].push_back(r);
+  }
   TraceDocument doc;
   doc.metadata.simulated = true;
-  for (const auto& rank : state_->ranks) {
-    MeshCoordinates where = coordinates ? coordinates(rank->rank_) : MeshCoordinates{.dp = rank->rank_};
-    doc.add_recorder({.rank = rank->rank_, .mesh = where, .represents = {}}, rank->tracer_);
+  for (std::size_t slot = 0; slot < state.ranks.size(); ++slot) {
+    const RankContext& rank = *state.ranks[slot];
+    MeshCoordinates where = coordinates ? coordinates(rank.rank_) : MeshCoordinates{.dp = rank.rank_};
+    std::vector<int>& stands_for = represents[slot];
+    if (stands_for.size() == 1) stands_for.clear();  // itself only: nothing collapsed into it
+    doc.add_recorder({.rank = rank.rank_, .mesh = where, .represents = std::move(stands_for)}, rank.tracer_);
   }
   doc.validate();
   return doc;
 }
 
-comm::MemoryStats SimCluster::memory(int rank) const { return state_->ranks.at(static_cast<std::size_t>(rank))->device_.memory(); }
+comm::MemoryStats SimCluster::memory(int rank) const { return state_->context(representative(rank)).device_.memory(); }
 
 comm::Backend* SimCluster::current_rank_backend() {
   State* state = t_current_cluster;
   if (state == nullptr) return nullptr;
-  int rank = state->scheduler.current();
-  if (rank < 0) return nullptr;
-  return state->ranks[static_cast<std::size_t>(rank)].get();
+  const int slot = state->scheduler.current();
+  if (slot < 0) return nullptr;
+  return state->ranks[static_cast<std::size_t>(slot)].get();
 }
 
 }  // namespace twinspeed::sim

@@ -39,6 +39,14 @@ struct ClusterOptions {
   std::shared_ptr<const CostModel> costs;  // null: time stands still (ZeroCostModel)
   std::vector<Fault> faults;               // injected faults (sim/faults.hpp)
   RankExecution execution = RankExecution::automatic;
+  // Symmetric-rank collapse (DESIGN.md "The simulated cluster"). Empty: every rank is simulated.
+  // Otherwise `world` entries: representative[r] is the simulated rank whose run stands for rank r,
+  // and representative[s] == s for every simulated rank s. Only simulated ranks run the program;
+  // a collective completes once its simulated members have issued it and is costed for the whole
+  // group. The caller vouches that the represented ranks would run exactly what their
+  // representative runs (e.g. symmetric_representatives, engine/mesh/device_mesh.hpp). Shape
+  // fidelity only, and no faults (they hit individual ranks); ConfigError otherwise.
+  std::vector<int> representative;
 };
 
 class SimCluster {
@@ -49,16 +57,23 @@ class SimCluster {
   SimCluster& operator=(const SimCluster&) = delete;
 
   int world() const;
-  // Runs program on every rank (one OS thread each, scheduled by the rule of DESIGN.md) and
+  // The simulated rank whose run stands for `rank` (rank itself without collapse). Throws
+  // std::out_of_range outside [0, world).
+  int representative(int rank) const;
+  // The ranks that run the program, ascending (every rank without collapse).
+  const std::vector<int>& simulated_ranks() const;
+  // Runs program on every simulated rank (one OS thread each, scheduled by the rule of DESIGN.md) and
   // returns when all are done. If ranks failed, rethrows the error of the rank that failed first
   // in execution order (the cause; the others are usually its consequences).
   void run(const std::function<void(comm::Backend& backend)>& program);
   // A backend for rank 0 of a one-rank cluster, used in the caller's thread (no run()).
   comm::Backend& standalone_rank0();
 
+  // A rank's trace and memory; a represented rank's are its representative's.
   const TraceRecorder& tracer(int rank) const;
-  // Every rank's trace as one validated document (write it with write_chrome_trace). coordinates
-  // gives rank r's mesh position; by default a data-parallel-only mesh (dp = r).
+  // Every simulated rank's trace as one validated document (write it with write_chrome_trace).
+  // coordinates gives rank r's mesh position; by default a data-parallel-only mesh (dp = r). A
+  // rank that stands for others lists them all, itself included, in `represents`.
   TraceDocument trace_document(const std::function<MeshCoordinates(int)>& coordinates = {}) const;
   comm::MemoryStats memory(int rank) const;
   // The backend of the rank running on the calling thread inside run() (thread or fiber), or null.

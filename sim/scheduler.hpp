@@ -23,7 +23,18 @@ class Scheduler {
   using Ready = std::function<bool()>;
   virtual ~Scheduler() = default;
 
+  // Slots: the scheduler runs ranks() slots, 0..ranks()-1, and everything below says "rank" for a
+  // slot. A cluster that simulates only some of its ranks (symmetric-rank collapse, cluster.hpp)
+  // gives slot i the i-th lowest simulated rank, so "the lowest-numbered runnable rank" keeps its
+  // meaning; rank_of_slot maps back (identity unless set_slot_ranks was called).
   virtual int ranks() const = 0;
+  void set_slot_ranks(std::vector<int> global_ranks) { slot_ranks_ = std::move(global_ranks); }
+  int rank_of_slot(int slot) const { return slot_ranks_.empty() ? slot : slot_ranks_[static_cast<std::size_t>(slot)]; }
+  // The global rank of the slot holding the baton (-1 outside run()).
+  int current_rank() const {
+    const int slot = current();
+    return slot < 0 ? -1 : rank_of_slot(slot);
+  }
   // Called when no rank can run and at least one is blocked. Returns false if it could not
   // unblock anyone.
   void set_deadlock_handler(std::function<bool()> handler) { deadlock_handler_ = std::move(handler); }
@@ -41,6 +52,7 @@ class Scheduler {
 
  private:
   std::function<bool()> deadlock_handler_;
+  std::vector<int> slot_ranks_;
 };
 
 // Makes every thread that allocates from now on share glibc's main malloc arena (no-op elsewhere).

@@ -48,7 +48,7 @@ void SimStore::wait(std::span<const std::string> keys, std::chrono::milliseconds
       if (!values_.contains(k)) missing.push_back(k);
     }
     throw CommError(fmt::format("store wait for {} timed out after {} ms: no rank can set them", missing, timeout.count()),
-                    {.op = "store_wait", .rank = scheduler_.current()});
+                    {.op = "store_wait", .rank = scheduler_.current_rank()});
   }
 }
 
