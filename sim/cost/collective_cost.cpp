@@ -158,24 +158,26 @@ std::string_view collective_algorithm_name(CollectiveAlgorithm algorithm) {
 GroupPlacement place_group(const ClusterSpec& cluster, std::span<const int> global_ranks) {
   if (global_ranks.empty()) throw std::invalid_argument("place_group: a group needs at least one rank");
   const int world = cluster.world_size();
-  std::vector<int> per_node(static_cast<std::size_t>(cluster.nodes), 0);
-  std::vector<bool> seen(static_cast<std::size_t>(world), false);
-  for (int rank : global_ranks) {
-    if (rank < 0 || rank >= world) {
-      throw std::invalid_argument("place_group: rank " + std::to_string(rank) + " outside the cluster's " +
-                                  std::to_string(world) + " devices");
-    }
-    if (seen[static_cast<std::size_t>(rank)]) {
-      throw std::invalid_argument("place_group: rank " + std::to_string(rank) + " appears twice");
-    }
-    seen[static_cast<std::size_t>(rank)] = true;
-    ++per_node[static_cast<std::size_t>(rank / cluster.devices_per_node)];
+  // Sorted, so that repeats are neighbours and a node's ranks are consecutive: the cost is the
+  // group's size, not the cluster's (every simulated collective places its group).
+  std::vector<int> sorted(global_ranks.begin(), global_ranks.end());
+  std::sort(sorted.begin(), sorted.end());
+  if (sorted.front() < 0 || sorted.back() >= world) {
+    const int rank = sorted.front() < 0 ? sorted.front() : sorted.back();
+    throw std::invalid_argument("place_group: rank " + std::to_string(rank) + " outside the cluster's " +
+                                std::to_string(world) + " devices");
   }
   GroupPlacement placement;
-  placement.ranks = static_cast<int>(global_ranks.size());
-  for (int count : per_node) {
-    if (count > 0) ++placement.nodes;
-    placement.max_ranks_per_node = std::max(placement.max_ranks_per_node, count);
+  placement.ranks = static_cast<int>(sorted.size());
+  int run = 0;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    if (i > 0 && sorted[i] == sorted[i - 1]) {
+      throw std::invalid_argument("place_group: rank " + std::to_string(sorted[i]) + " appears twice");
+    }
+    const bool same_node = i > 0 && sorted[i] / cluster.devices_per_node == sorted[i - 1] / cluster.devices_per_node;
+    run = same_node ? run + 1 : 1;
+    if (!same_node) ++placement.nodes;
+    placement.max_ranks_per_node = std::max(placement.max_ranks_per_node, run);
   }
   return placement;
 }
