@@ -103,7 +103,11 @@ class SimDevice final : public comm::Device {
 
   SimStream& compute() { return compute_; }
   // Charges bytes the runtime holds for good to tag `reserved` (OutOfMemory past capacity).
-  void reserve(std::int64_t bytes) { ledger_.charge(MemoryTag::reserved, bytes); }
+  void reserve(std::int64_t bytes) {
+    ledger_.charge(MemoryTag::reserved, bytes);
+    tracer_.record_memory({.rank = rank_, .time_ns = compute_.clock_ns(), .tag = MemoryTag::reserved,
+                           .bytes = ledger_.stats().current(MemoryTag::reserved)});
+  }
   SimStream& sim_stream(std::string_view lane);
 
  private:

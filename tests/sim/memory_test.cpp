@@ -147,12 +147,15 @@ TEST_P(SimMemory, PerTagPeaksAndCountersFollowEachRanksOwnAllocationsWhenRanksIn
       at_peak_sum += stats.at_peak(tag);
     }
     EXPECT_EQ(at_peak_sum, stats.total_peak_bytes) << "rank " << r;
+    // The runtime's reserved bytes are the first sample, at time 0; then the model's.
     const auto samples = cluster.tracer(r).memory_samples();
-    ASSERT_EQ(samples.size(), model.samples.size()) << "rank " << r;
-    for (std::size_t k = 0; k < samples.size(); ++k) {
+    ASSERT_EQ(samples.size(), model.samples.size() + 1) << "rank " << r;
+    EXPECT_EQ(std::make_tuple(samples[0].rank, samples[0].tag, samples[0].bytes, samples[0].time_ns),
+              std::make_tuple(r, MemoryTag::reserved, kReserved, std::int64_t{0}));
+    for (std::size_t k = 0; k < model.samples.size(); ++k) {
       const auto [tag, bytes] = model.samples[k];
       const std::int64_t reserved = tag == MemoryTag::reserved ? kReserved : 0;
-      EXPECT_EQ(std::make_tuple(samples[k].rank, samples[k].tag, samples[k].bytes, samples[k].time_ns),
+      EXPECT_EQ(std::make_tuple(samples[k + 1].rank, samples[k + 1].tag, samples[k + 1].bytes, samples[k + 1].time_ns),
                 std::make_tuple(r, tag, bytes + reserved, times[static_cast<std::size_t>(r)][k]))
           << "rank " << r << " sample " << k;
     }
