@@ -74,8 +74,14 @@ void print_header(const SimulateReport& rep) {
               static_cast<long long>(c.batch().train_batch_size));
   std::printf("seq      %lld (%s); recompute %s\n", static_cast<long long>(rep.seq_len), rep.seq_source.c_str(),
               rep.recompute.c_str());
-  std::printf("fidelity %s (%s); every rank simulated\n", fidelity_name(rep.fidelity).c_str(),
-              rep.fidelity_source.c_str());
+  const auto simulated = static_cast<int>(rep.result->simulated_ranks.size());
+  const std::string ranks = simulated == m.world()
+                                ? std::string("every rank simulated")
+                                : fmt::format("{} of {} ranks simulated, one per class of symmetric ranks (--all-ranks "
+                                              "to simulate each)",
+                                              simulated, m.world());
+  std::printf("fidelity %s (%s); %s\n", fidelity_name(rep.fidelity).c_str(), rep.fidelity_source.c_str(),
+              ranks.c_str());
   for (const ConfigOverride& o : c.overrides()) {
     std::string before = o.file_value.is_null() ? std::string("(not in file)") : o.file_value.dump();
     std::printf("override %s: %s -> %s\n", o.path.c_str(), before.c_str(), o.flag_value.dump().c_str());
@@ -236,7 +242,7 @@ ordered_json simulate_json(const SimulateReport& rep) {
   out["fidelity"] = fidelity_name(rep.fidelity);
   out["fidelity_source"] = rep.fidelity_source;
   out["all_ranks"] = rep.all_ranks;
-  out["ranks_simulated"] = m.world();
+  out["ranks_simulated"] = r.simulated_ranks.size();
   out["seed"] = rep.seed;
   out["steps"] = steps;
   out["setup_time_s"] = static_cast<double>(r.setup_time_ns) * 1e-9;

@@ -137,9 +137,8 @@ void run_simulate(const SimulateArgs& args) {
   for (const ConfigWarning& w : config.warnings()) report.warnings.push_back({w.path, w.message, w.note});
   if (fidelity.note) report.warnings.push_back({"fidelity", *fidelity.note, true});
   if (checkpoint_note) report.warnings.push_back({"pipeline.activation_checkpoint_interval", *checkpoint_note, true});
-  if (args.all_ranks) {
-    report.warnings.push_back({"--all-ranks", "the simulator runs every rank already (symmetric ranks are not "
-                                              "collapsed yet), so this changes nothing", true});
+  if (args.all_ranks && fidelity.fidelity == sim::Fidelity::numeric) {
+    report.warnings.push_back({"--all-ranks", "numeric fidelity simulates every rank anyway", true});
   }
   ProgressBar progress(args.steps, !args.no_progress);
   const auto wall_start = std::chrono::steady_clock::now();
@@ -148,8 +147,10 @@ void run_simulate(const SimulateArgs& args) {
        .fidelity = fidelity.fidelity, .seed = args.seed, .recompute = recompute, .partition_method = partition,
        .make_model = fidelity.fidelity == sim::Fidelity::numeric ? planner::RankModelFactory(make_numeric_rank_model)
                                                                   : planner::RankModelFactory(planner::make_shape_rank_model),
-       .on_step = [&](std::int64_t step) { progress.update(step, fmt::format("step {}", step)); }});
+       .on_step = [&](std::int64_t step) { progress.update(step, fmt::format("step {}", step)); },
+       .all_ranks = args.all_ranks});
   progress.finish();
+  if (!result.collapse_refused.empty()) report.warnings.push_back({"collapse", result.collapse_refused, true});
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   report.result = &result;
   // After the run, so that when it fails the error is the first line of stderr.
@@ -207,7 +208,8 @@ void register_simulate_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "selective", "full"}));
   cmd->add_flag("--all-ranks", args->all_ranks,
-                "Simulate every rank rather than one per symmetric class (the simulator does so already)");
+                "Shape fidelity: simulate every rank rather than one per class of symmetric ranks (same results, "
+                "slower; numeric fidelity simulates every rank anyway)");
   cmd->add_option("--seed", args->seed, "Seed of the numeric model's initialisation and synthetic data")
       ->capture_default_str();
   cmd->add_option("--trace", args->trace, "Write the run's Chrome trace (Perfetto) to this file, atomically");

@@ -1,5 +1,7 @@
 #include "sim/planner/simulation.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -11,6 +13,7 @@
 #include "engine/mesh/device_mesh.hpp"
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/pipeline_engine.hpp"
+#include "sim/cost/collective_cost.hpp"
 #include "sim/preset_costs.hpp"
 #include "sim/sim_device.hpp"
 
@@ -36,13 +39,74 @@ sim::SimStream& compute_clock(comm::Backend& backend) {
   return device->compute();
 }
 
-SpecOptions spec_sizes(const Config& config, std::int64_t seq_len, DType dtype) {
+SpecOptions spec_sizes(const Config& config, std::int64_t seq_len, DType dtype, bool tp_sp = false) {
   return {.micro_batch = config.batch().train_micro_batch_size_per_gpu,
           .seq_len = seq_len,
           .tp = config.mesh().tp,
           .sp = config.mesh().sp,
-          .tp_sp = false,
+          .tp_sp = tp_sp,
           .dtype_bytes = static_cast<i64>(dtype_size(dtype))};
+}
+
+// A symmetric-rank collapse is exact only if the cost model cannot tell a rank from its
+// representative. A collective's cost depends on where its group sits (ranks, nodes, most ranks on
+// one node: sim::place_group), a transfer's on whether its two ends share a node. So every mesh
+// group of a represented rank must be placed as its representative's is, and along its pipeline
+// the ranks that share a node must follow its representative's pipeline's pattern (that covers
+// sends and receives between stages and the "pp-tied" groups, which are subsets of a pipeline).
+// Returns what differs, or nothing.
+std::optional<std::string> placement_asymmetry(const sim::ClusterSpec& cluster, const DeviceMesh& mesh,
+                                               const std::vector<int>& representative) {
+  const int world = mesh.world();
+  for (GroupKind kind : kGroupKindsInCreationOrder) {
+    std::vector<sim::GroupPlacement> placement;
+    for (const std::vector<int>& group : mesh.groups(kind)) placement.push_back(sim::place_group(cluster, group));
+    for (int r = 0; r < world; ++r) {
+      const int s = representative[static_cast<std::size_t>(r)];
+      if (s != r && placement[static_cast<std::size_t>(mesh.group_index(kind, r))] !=
+                        placement[static_cast<std::size_t>(mesh.group_index(kind, s))]) {
+        return fmt::format("rank {}'s {} group is placed on the nodes unlike that of rank {}, which would represent it",
+                           r, group_kind_name(kind), s);
+      }
+    }
+  }
+  // Each pipeline's stages as node labels numbered by first appearance (a node is
+  // rank / devices_per_node, as place_group counts them).
+  std::vector<std::vector<int>> pattern;
+  for (const std::vector<int>& pipeline : mesh.groups(GroupKind::pp)) {
+    std::vector<int> nodes, labels;
+    for (int rank : pipeline) {
+      const int node = rank / cluster.devices_per_node;
+      const auto seen = std::find(nodes.begin(), nodes.end(), node);
+      labels.push_back(static_cast<int>(seen - nodes.begin()));
+      if (seen == nodes.end()) nodes.push_back(node);
+    }
+    pattern.push_back(std::move(labels));
+  }
+  for (int r = 0; r < world; ++r) {
+    const int s = representative[static_cast<std::size_t>(r)];
+    if (s != r && pattern[static_cast<std::size_t>(mesh.group_index(GroupKind::pp, r))] !=
+                      pattern[static_cast<std::size_t>(mesh.group_index(GroupKind::pp, s))]) {
+      return fmt::format("rank {}'s pipeline shares nodes between stages unlike that of rank {}, which would represent it",
+                         r, s);
+    }
+  }
+  return std::nullopt;
+}
+
+struct Collapse {
+  std::vector<int> representative;  // empty: every rank simulated
+  std::string refused;
+};
+
+Collapse choose_collapse(const SimulateRequest& request, const Config& config, const DeviceMesh& mesh) {
+  if (request.fidelity != sim::Fidelity::shape || request.all_ranks) return {};
+  std::vector<int> representative = symmetric_representatives(mesh.shape(), config.zero().stage);
+  const sim::ClusterSpec cluster = sim::cluster_for_world(request.cluster, mesh.world());
+  if (std::optional<std::string> why = placement_asymmetry(cluster, mesh, representative)) {
+    return {.representative = {}, .refused = fmt::format("every rank simulated: {}", *why)};
+  }
+  return {.representative = std::move(representative), .refused = {}};
 }
 
 }  // namespace
@@ -66,7 +130,7 @@ SimulateResult run_simulation(const SimulateRequest& request) {
   const DType dtype = config_compute_dtype(config);
   const EngineSettings settings = engine_settings_from(config);
   const i64 accumulation = settings.gradient_accumulation_steps;
-  const SpecRunnerOptions spec{.spec = spec_sizes(config, request.seq_len, dtype), .dtype = dtype,
+  const SpecRunnerOptions spec{.spec = spec_sizes(config, request.seq_len, dtype, request.tp_sp), .dtype = dtype,
                                .recompute = request.recompute};
   const DeviceMesh device_mesh(mesh);
   if (config.hybrid_engine().enabled) {
@@ -77,9 +141,19 @@ SimulateResult run_simulation(const SimulateRequest& request) {
   SimulateResult result;
   result.compute_dtype = dtype;
   result.total_params = total_param_count(build_layer_specs(*request.model, spec.spec));
-  result.cluster = std::make_shared<sim::SimCluster>(sim::cluster_options(request.cluster, world, request.fidelity, dtype));
+  Collapse collapse = choose_collapse(request, config, device_mesh);
+  result.collapse_refused = std::move(collapse.refused);
+  sim::ClusterOptions options = sim::cluster_options(request.cluster, world, request.fidelity, dtype);
+  options.representative = std::move(collapse.representative);
+  result.cluster = std::make_shared<sim::SimCluster>(std::move(options));
+  result.simulated_ranks = result.cluster->simulated_ranks();
 
-  std::vector<RankTimeline> timelines(static_cast<std::size_t>(world));
+  // One timeline per simulated rank, in simulated_ranks order.
+  std::vector<int> timeline_of(static_cast<std::size_t>(world), -1);
+  for (std::size_t i = 0; i < result.simulated_ranks.size(); ++i) {
+    timeline_of[static_cast<std::size_t>(result.simulated_ranks[i])] = static_cast<int>(i);
+  }
+  std::vector<RankTimeline> timelines(result.simulated_ranks.size());
   result.cluster->run([&](comm::Backend&) {
     // The ordinary way a rank finds its backend (inside run(), the calling rank's).
     std::shared_ptr<comm::Backend> backend = comm::create_backend("sim", {});
@@ -88,7 +162,7 @@ SimulateResult run_simulation(const SimulateRequest& request) {
     RankModel model = request.make_model({.model = request.model, .spec = spec, .rank = rank, .dp_rank = coord.dp,
                                           .dp_size = mesh.dp, .seed = request.seed});
     sim::SimStream& clock = compute_clock(*backend);
-    RankTimeline& t = timelines[static_cast<std::size_t>(rank)];
+    RankTimeline& t = timelines[static_cast<std::size_t>(timeline_of[static_cast<std::size_t>(rank)])];
     i64 micro = 0;
     // What the report needs after each step, from the engine that took it.
     auto record_step = [&](int step, double mean_loss, double lr, const Engine& engine) {
@@ -133,9 +207,10 @@ SimulateResult run_simulation(const SimulateRequest& request) {
     }
   });
 
-  // One loss per data-parallel replica: its first tp/sp rank of the last pipeline stage.
+  // One loss per data-parallel replica: its first tp/sp rank of the last pipeline stage (the
+  // simulated ones: a represented replica's loss is its representative's).
   std::vector<int> replica_ranks;
-  for (int r = 0; r < world; ++r) {
+  for (int r : result.simulated_ranks) {
     const MeshCoordinates c = device_mesh.coord_of(r);
     if (c.tp == 0 && c.sp == 0 && c.pp == mesh.pp - 1) replica_ranks.push_back(r);
   }
@@ -146,7 +221,7 @@ SimulateResult run_simulation(const SimulateRequest& request) {
     const auto s = static_cast<std::size_t>(step);
     StepReport report{.step = step + 1};
     double loss = 0.0;
-    for (int r : replica_ranks) loss += timelines[static_cast<std::size_t>(r)].mean_loss[s];
+    for (int r : replica_ranks) loss += timelines[static_cast<std::size_t>(timeline_of[static_cast<std::size_t>(r)])].mean_loss[s];
     loss /= static_cast<double>(replica_ranks.size());
     if (std::isfinite(loss)) report.loss = loss;
     const RankTimeline& first = timelines.front();

@@ -52,11 +52,16 @@ struct SimulateRequest {
   sim::Fidelity fidelity = sim::Fidelity::shape;
   std::uint64_t seed = 0;
   RecomputeMode recompute = RecomputeMode::none;
+  bool tp_sp = false;  // Megatron sequence parallelism inside tensor parallelism
   // pp > 1: how the PipelineModule splits the model's layers (DeepSpeed's partition_method).
   std::string partition_method = "parameters";
   RankModelFactory make_model;  // make_shape_rank_model for shape fidelity
   // Called on rank 0 after each optimizer step (progress).
   std::function<void(std::int64_t step)> on_step;
+  // Shape fidelity simulates one rank per class of symmetric ranks (symmetric_representatives,
+  // engine/mesh/device_mesh.hpp) unless this is set or the cluster's topology tells the ranks of a
+  // class apart; numeric fidelity always simulates every rank.
+  bool all_ranks = false;
 };
 
 struct StepReport {
@@ -71,7 +76,13 @@ struct StepReport {
 
 struct SimulateResult {
   std::vector<StepReport> steps;
-  std::vector<comm::MemoryStats> memory;  // per rank
+  std::vector<comm::MemoryStats> memory;  // per rank (a represented rank's are its representative's)
+  // The ranks that ran, ascending (every rank unless symmetric ranks were collapsed): those whose
+  // traces exist (cluster->tracer(r) of another rank is its representative's).
+  std::vector<int> simulated_ranks;
+  // Why a collapse that was asked for (shape fidelity, all_ranks false) did not happen; empty when
+  // it happened or was not asked for.
+  std::string collapse_refused;
   std::int64_t total_params = 0;          // the model's parameters held by one tp rank
   std::int64_t setup_time_ns = 0;         // virtual time of the engine's set-up (parameter broadcast)
   std::int64_t total_time_ns = 0;         // virtual time at the end of the last step
