@@ -6,10 +6,25 @@
 
 #include <CLI/CLI.hpp>
 
+#include "engine/core/errors.hpp"
+
 namespace twinspeed::cli {
+
+// A result that was printed but must end the command with another exit status than 0 (plan
+// --require-fit when the model does not fit: 3). main prints it like an error.
+class ExitStatus : public Error {
+ public:
+  ExitStatus(int code, const std::string& message, std::string details = {})
+      : Error(message, std::move(details)), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
 
 void register_config_commands(CLI::App& app);
 void register_demo_command(CLI::App& app);
+void register_plan_command(CLI::App& app);
 void register_presets_command(CLI::App& app);
 void register_schedule_command(CLI::App& app);
 void register_simulate_command(CLI::App& app);

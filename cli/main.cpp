@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("twinspeed 0.1.0"));
   cli::register_config_commands(app);
   cli::register_demo_command(app);
+  cli::register_plan_command(app);
   cli::register_presets_command(app);
   cli::register_schedule_command(app);
   cli::register_simulate_command(app);
@@ -49,6 +50,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "error: %s\nRun with --help for usage.\n", e.what());
     return cli::kExitUsage;
+  } catch (const cli::ExitStatus& e) {
+    return report(e, e.code());
   } catch (const ConfigError& e) {
     return report(e, cli::kExitUsage);
   } catch (const UsageError& e) {
