@@ -216,10 +216,10 @@ void print_time(const PlanReport& rep) {
               plan.tokens_per_s, plan.tflops_per_gpu);
   std::printf("MFU %.1f%% of %.1f TFLOP/s (%s); HFU %.1f%% (with recompute)\n", 100.0 * plan.mfu, plan.peak_tflops,
               plan.peak_source.c_str(), 100.0 * plan.hfu);
-  std::printf("simulated %d of %d ranks%s; %lld micro-batches per rank%s; no contention between concurrent "
+  std::printf("simulated %d of %d ranks%s; %lld micro-batch%s per rank%s; no contention between concurrent "
               "transfers\n",
-              plan.simulated_ranks, p.world, plan.simulated_ranks < p.world ? " (one per pipeline stage)" : "",
-              static_cast<long long>(plan.simulated_micro_batches),
+              plan.simulated_ranks, p.world, plan.simulated_ranks < p.world ? " (one per class of symmetric ranks)" : "",
+              static_cast<long long>(plan.simulated_micro_batches), plan.simulated_micro_batches == 1 ? "" : "es",
               plan.extrapolated ? fmt::format(", extrapolated to {} (steady state)", p.grad_accum).c_str() : "");
 }
 

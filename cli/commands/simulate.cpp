@@ -181,7 +181,8 @@ void register_simulate_command(CLI::App& app) {
       "per-step loss, LR, loss scale, skipped steps and simulated step time, and per-rank peak memory\n"
       "with the bytes of each tag live at the peak (docs/CLI.md \"simulate\").");
   cmd->add_option("--config", args->config, "DeepSpeed JSON config")->required();
-  cmd->add_option("--model", args->model, "Model preset (gpt-bench, gpt2-small) or a Hugging Face config.json")
+  cmd->add_option("--model", args->model,
+                  fmt::format("Model preset ({}) or a Hugging Face config.json", fmt::join(model_preset_names(), ", ")))
       ->required();
   cmd->add_option("--cluster", args->cluster,
                   "Cluster preset (dgx-a100-80gb, dgx-h100, dgx-h200, vtrain-a100, local-cpu) or a cluster JSON file")
