@@ -43,13 +43,13 @@ int linear_rank(const Axes& dims, const Axes& coord) {
 }
 
 // The ranks whose coordinates equal `base` on the fixed axes, enumerated over the varying axes
-// with the outermost slowest. Because rank grows with the coordinates in that same order, the
-// result is sorted.
-std::vector<int> members(const Axes& dims, const std::array<bool, kAxes>& varying, Axes base) {
+// with the outermost slowest, into `ranks` (replacing its contents, keeping its capacity). Because
+// rank grows with the coordinates in that same order, the result is sorted.
+void members_into(const Axes& dims, const std::array<bool, kAxes>& varying, Axes base, std::vector<int>& ranks) {
   for (int a = 0; a < kAxes; ++a) {
     if (varying[a]) base[a] = 0;
   }
-  std::vector<int> ranks;
+  ranks.clear();
   while (true) {
     ranks.push_back(linear_rank(dims, base));
     int a = kAxes - 1;  // odometer over the varying axes, innermost fastest
@@ -58,8 +58,26 @@ std::vector<int> members(const Axes& dims, const std::array<bool, kAxes>& varyin
       if (++base[a] < dims[a]) break;
       base[a] = 0;
     }
-    if (a < 0) return ranks;
+    if (a < 0) return;
   }
+}
+
+std::vector<int> members(const Axes& dims, const std::array<bool, kAxes>& varying, const Axes& base) {
+  std::vector<int> ranks;
+  members_into(dims, varying, base, ranks);
+  return ranks;
+}
+
+// The fixed axes' coordinates of the group of `index` in groups(kind) order (inverse of
+// DeviceMesh::group_index); the varying axes are 0.
+Axes group_base(const Axes& dims, const std::array<bool, kAxes>& varying, int index) {
+  Axes base{};
+  for (int a = kAxes - 1; a >= 0; --a) {
+    if (varying[a]) continue;
+    base[a] = index % dims[a];
+    index /= dims[a];
+  }
+  return base;
 }
 
 void require_degree(int value, const char* path) {
@@ -166,29 +184,28 @@ std::vector<std::vector<int>> DeviceMesh::groups(GroupKind kind) const {
   std::vector<std::vector<int>> result;
   int count = group_count(kind);
   result.reserve(static_cast<std::size_t>(count));
-  for (int index = 0; index < count; ++index) {
-    // Decode the group index into the fixed axes' coordinates (inverse of group_index).
-    Axes base{};
-    int rest = index;
-    for (int a = kAxes - 1; a >= 0; --a) {
-      if (varying[a]) continue;
-      base[a] = rest % dims[a];
-      rest /= dims[a];
-    }
-    result.push_back(members(dims, varying, base));
-  }
+  for (int index = 0; index < count; ++index) result.push_back(members(dims, varying, group_base(dims, varying, index)));
   return result;
+}
+
+void DeviceMesh::for_each_group(const std::function<void(const MeshGroup& group)>& visit) const {
+  const Axes dims = dims_of(shape_);
+  MeshGroup group;
+  for (GroupKind kind : kGroupKindsInCreationOrder) {
+    const auto varying = varying_axes(kind);
+    group.kind = kind;
+    const int count = group_count(kind);
+    for (group.index = 0; group.index < count; ++group.index) {
+      members_into(dims, varying, group_base(dims, varying, group.index), group.ranks);
+      visit(group);
+      ++group.id;
+    }
+  }
 }
 
 std::vector<MeshGroup> DeviceMesh::all_groups() const {
   std::vector<MeshGroup> all;
-  for (GroupKind kind : kGroupKindsInCreationOrder) {
-    int index = 0;
-    for (auto& ranks : groups(kind)) {
-      all.push_back(MeshGroup{.id = static_cast<int>(all.size()), .kind = kind, .index = index++,
-                              .ranks = std::move(ranks)});
-    }
-  }
+  for_each_group([&](const MeshGroup& group) { all.push_back(group); });
   return all;
 }
 

@@ -8,6 +8,7 @@
 // PipeModelDataParallelTopology (axes pipe, data, model; model innermost); with pp = tp = 1 it is
 // the (data_parallel, sequence_parallel) device mesh DeepSpeed builds from `mesh_param`.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +82,10 @@ class DeviceMesh {
   // kGroupKindsInCreationOrder, each kind in groups(kind) order. The position is the id. Every
   // rank creates all of them, in this order, so collectives agree on ids.
   std::vector<MeshGroup> all_groups() const;
+  // all_groups() one at a time, in the same order, without holding them: the group passed to
+  // visit is reused (its ranks are valid until visit returns). Every rank of a 4,096-rank mesh
+  // walks some 5,000 groups; this allocates none of them.
+  void for_each_group(const std::function<void(const MeshGroup& group)>& visit) const;
 
   // "rank 5 (pp 0, dp 1, sp 0, tp 1)": the trace process name of a rank.
   std::string describe(int rank) const;

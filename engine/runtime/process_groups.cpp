@@ -15,7 +15,8 @@ ProcessGroups::ProcessGroups(comm::Backend& backend, const DeviceMesh& mesh) : m
                                   backend.world_size(), mesh.world(), describe_dp_derivation(mesh.shape())));
   }
   const int rank = backend.rank();
-  for (const MeshGroup& group : mesh.all_groups()) {
+  // One group at a time: at thousands of ranks the list of all of them is the costly part.
+  mesh.for_each_group([&](const MeshGroup& group) {
     comm::CommPtr comm;
     if (group.kind == GroupKind::world) {
       comm = backend.world();
@@ -25,7 +26,7 @@ ProcessGroups::ProcessGroups(comm::Backend& backend, const DeviceMesh& mesh) : m
     if (std::find(group.ranks.begin(), group.ranks.end(), rank) != group.ranks.end()) {
       mine_[static_cast<std::size_t>(group.kind)] = std::move(comm);
     }
-  }
+  });
 }
 
 }  // namespace twinspeed
