@@ -9,25 +9,13 @@
 
 #include "engine/core/errors.hpp"
 #include "engine/model/spec/model_config.hpp"
+#include "model/model_config_test_support.hpp"
 
 namespace twinspeed {
 namespace {
 
-std::string fixture(const std::string& name) {
-  const char* root = std::getenv("TWINSPEED_SOURCE_DIR");
-  return std::string(root ? root : ".") + "/tests/data/hf-configs/" + name;
-}
-
-// The ConfigError a parse throws (fails the test when none is thrown).
-ConfigError parse_error(const nlohmann::json& j) {
-  try {
-    parse_hf_config(j, "test.json");
-  } catch (const ConfigError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no ConfigError for " << j.dump();
-  return ConfigError("", "", "");
-}
+std::string fixture(const std::string& name) { return test::hf_fixture(name); }
+ConfigError parse_error(const nlohmann::json& j) { return test::hf_parse_error(j); }
 
 TEST(HfConfig, Gpt2) {
   const auto m = load_hf_config(fixture("gpt2.json"));

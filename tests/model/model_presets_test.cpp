@@ -12,6 +12,7 @@
 #include "engine/core/errors.hpp"
 #include "engine/model/spec/layer_spec.hpp"
 #include "engine/model/spec/model_config.hpp"
+#include "model/model_config_test_support.hpp"
 
 namespace twinspeed {
 namespace {
@@ -20,21 +21,8 @@ using i64 = std::int64_t;
 
 i64 params_of(const ModelConfig& m) { return total_param_count(build_layer_specs(m, {.seq_len = 128})); }
 
-std::string fixture(const std::string& name) {
-  const char* root = std::getenv("TWINSPEED_SOURCE_DIR");
-  return std::string(root ? root : ".") + "/tests/data/hf-configs/" + name;
-}
-
-// The ConfigError a parse throws (fails the test when none is thrown).
-ConfigError parse_error(const nlohmann::json& j) {
-  try {
-    parse_hf_config(j, "test.json");
-  } catch (const ConfigError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no ConfigError for " << j.dump();
-  return ConfigError("", "", "");
-}
+std::string fixture(const std::string& name) { return test::hf_fixture(name); }
+ConfigError parse_error(const nlohmann::json& j) { return test::hf_parse_error(j); }
 
 nlohmann::json tiny_llama() {
   return {{"model_type", "llama"},         {"hidden_size", 64}, {"num_hidden_layers", 2},
