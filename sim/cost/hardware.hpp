@@ -49,6 +49,11 @@ struct DeviceSpec {
   double attention_relative_efficiency = 1.0;
   double memory_efficiency = 1.0;
   std::int64_t launch_overhead_ns = 0;  // added to every compute launch
+  // The host's time to issue one matmul launch: the engine issues a layer's forward, recompute or
+  // backward as one launch, which on a GPU is the framework's Python and some tens of kernel
+  // launches. The device runs a launch while the host issues the next, so a matmul launch takes at
+  // least this long (sim/cost/compute_cost.hpp). 0: no floor.
+  std::int64_t host_overhead_ns = 0;
   std::string efficiency_source;
 
   bool operator==(const DeviceSpec&) const = default;

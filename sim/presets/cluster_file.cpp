@@ -142,12 +142,15 @@ DeviceSpec device_from_json(const json& value, const std::string& path) {
   d.memory_bandwidth_source = bandwidth.string("source", false);
 
   ObjectReader eff(r.required("efficiency"), r.child("efficiency"),
-                   {"matmul_max", "matmul_half_gflop", "attention_relative", "memory", "launch_overhead_ns", "source"});
+                   {"matmul_max", "matmul_half_gflop", "attention_relative", "memory", "launch_overhead_ns",
+                    "host_overhead_ns", "source"});
   d.matmul_max_efficiency = eff.number("matmul_max", 0, 1, true);
   d.matmul_half_efficiency_gflop = eff.number("matmul_half_gflop", 0, kUnbounded);
   d.attention_relative_efficiency = eff.number("attention_relative", 0, 1, true);
   d.memory_efficiency = eff.number("memory", 0, 1, true);
   d.launch_overhead_ns = eff.integer("launch_overhead_ns", 0, kMaxInt64);
+  // Optional: cluster files written before it existed load with no host floor.
+  d.host_overhead_ns = eff.has("host_overhead_ns") ? eff.integer("host_overhead_ns", 0, kMaxInt64) : 0;
   d.efficiency_source = eff.string("source", false);
   return d;
 }
@@ -283,7 +286,8 @@ ordered_json device_to_json(const DeviceSpec& d) {
                              {"matmul_half_gflop", d.matmul_half_efficiency_gflop},
                              {"attention_relative", d.attention_relative_efficiency},
                              {"memory", d.memory_efficiency},
-                             {"launch_overhead_ns", d.launch_overhead_ns}},
+                             {"launch_overhead_ns", d.launch_overhead_ns},
+                             {"host_overhead_ns", d.host_overhead_ns}},
                             d.efficiency_source);
   return j;
 }

@@ -91,7 +91,8 @@ DeviceSpec gpu(std::string name, std::string description, std::int64_t capacity_
   d.efficiency_source = measured_efficiency_source +
                         "; matmul_half_efficiency_gflop assumed: the work of 5 us at the bf16 peak; "
                         "attention_relative_efficiency assumed: FlashAttention-2 reaches 50-73% of peak where "
-                        "large GEMMs reach ~80%; launch_overhead_ns assumed: back-to-back kernel gap ~2 us";
+                        "large GEMMs reach ~80%; launch_overhead_ns assumed: back-to-back kernel gap ~2 us; "
+                        "host_overhead_ns 0: not calibrated on this GPU";
   return d;
 }
 
@@ -141,7 +142,9 @@ std::vector<DeviceSpec> make_devices() {
       "LibTorch's own allocations";
   // Asymptotic single-core LibTorch matmul rates (fp16 matmul is not implemented on LibTorch's CPU
   // backend); the half-efficiency size is fitted to the fp32 curve: 49 GFLOP/s at 32^3, 107 at 64^3,
-  // 123 at 128^3, 131-134 from 256^3 to 2048^3 -> R_inf 132 GFLOP/s, n_1/2 1.2e-4 GFLOP.
+  // 123 at 128^3, 131-134 from 256^3 to 2048^3 -> R_inf 132 GFLOP/s, n_1/2 1.2e-4 GFLOP at fp32,
+  // stated at the fastest matrix dtype (bf16, 0.37 TFLOP/s) as compute_cost.hpp takes it:
+  // 1.2e-4 x 0.37 / 0.132.
   cpu.matmul_peak_tflops = {.fp32 = 0.132, .fp16 = 0.0, .bf16 = 0.37, .fp64 = 0.045};
   cpu.vector_peak_tflops = 0.0588;
   cpu.compute_source = std::string("measured: ") + kLocalBenchCommand +
@@ -150,13 +153,14 @@ std::vector<DeviceSpec> make_devices() {
   cpu.memory_bandwidth_GBps = 27.5;
   cpu.memory_bandwidth_source = std::string("measured: ") + kLocalBenchCommand + " (BM_Triad median, one core)";
   cpu.matmul_max_efficiency = 1.0;
-  cpu.matmul_half_efficiency_gflop = 0.00012;
+  cpu.matmul_half_efficiency_gflop = 0.00012 * 0.37 / 0.132;
   cpu.attention_relative_efficiency = 1.0;
   cpu.memory_efficiency = 1.0;
   cpu.launch_overhead_ns = 0;
   cpu.efficiency_source = std::string("measured: ") + kLocalBenchCommand +
                           " (the peaks are achieved rates, so the maximum efficiencies are 1; matmul_half_gflop "
-                          "fitted to BM_Matmul/fp32); launch_overhead_ns assumed 0: a CPU op is a function call";
+                          "fitted to BM_Matmul/fp32 and stated at the bf16 peak); launch_overhead_ns assumed 0: a "
+                          "CPU op is a function call";
   devices.push_back(cpu);
   return devices;
 }

@@ -53,6 +53,7 @@ DeviceSpec random_device() {
   d.attention_relative_efficiency = *fraction();
   d.memory_efficiency = *fraction();
   d.launch_overhead_ns = *rc::gen::inRange<std::int64_t>(0, 1'000'000'000);
+  d.host_overhead_ns = *rc::gen::inRange<std::int64_t>(0, 1'000'000'000);
   d.efficiency_source = *text();
   return d;
 }

@@ -34,7 +34,8 @@ TEST(ComputeCost, MatmulEfficiencyRampsWithItsSize) {
   EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::matmul, .flops = 1e9}, DType::bf16), 27000);
   // 99 GFLOP: efficiency 0.8 x 99/100 = 0.792 -> 1250 us.
   EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::matmul, .flops = 99e9}, DType::bf16), 1252000);
-  EXPECT_LT(compute_efficiency(d, OpClass::matmul, 1e8), compute_efficiency(d, OpClass::matmul, 1e10));
+  EXPECT_LT(compute_efficiency(d, OpClass::matmul, 1e8, DType::bf16),
+            compute_efficiency(d, OpClass::matmul, 1e10, DType::bf16));
 }
 
 TEST(ComputeCost, AttentionRunsAtAFractionOfTheMatmulCurve) {
@@ -57,11 +58,34 @@ TEST(ComputeCost, TheRooflineTakesTheSlowerOfComputeAndMemory) {
   EXPECT_EQ(compute_time_ns(d, cost, DType::bf16), 102000);
 }
 
+TEST(ComputeCost, AMatmulLaunchTakesAtLeastTheHostOverhead) {
+  DeviceSpec d = round_device();
+  d.host_overhead_ns = 100'000;
+  // 1 GFLOP matmul: 25 us on the device, host-bound at 100 us; + 2 us launch.
+  EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::matmul, .flops = 1e9}, DType::bf16), 102000);
+  // 99 GFLOP: 1250 us on the device hides the host's 100 us.
+  EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::matmul, .flops = 99e9}, DType::bf16), 1252000);
+  // Only matmul launches (a layer's pass) carry the host floor: a copy or an attention core does not.
+  EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::copy, .bytes_read = 8'000'000}, DType::bf16), 12000);
+  EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::attention, .flops = 1e9}, DType::bf16), 2000 + 33333);
+}
+
+TEST(ComputeCost, ASlowerDtypeReachesHalfEfficiencyWithProportionallyFewerFlops) {
+  DeviceSpec d = round_device();
+  // The half point, 1 GFLOP at the fastest peak (bf16, 100 TFLOP/s), is 10 us there; fp32 (10
+  // TFLOP/s) reaches it with 0.1 GFLOP: efficiency 0.8 x 1 / 1.1 -> 1e9 / (10e12 x 0.8 / 1.1) s = 137.5 us.
+  EXPECT_DOUBLE_EQ(compute_efficiency(d, OpClass::matmul, 1e8, DType::f32), 0.4);
+  EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::matmul, .flops = 1e9}, DType::f32), 2000 + 137500);
+  // At the fastest dtype the half point is the stated 1 GFLOP.
+  EXPECT_DOUBLE_EQ(compute_efficiency(d, OpClass::matmul, 1e9, DType::bf16), 0.4);
+}
+
 TEST(ComputeCost, DtypesWithoutAMatrixPathUseTheVectorPeak) {
   DeviceSpec d = round_device();
-  // fp64 has no matrix peak here: 1e9 / (10e12 x 0.4) s = 250 us.
-  EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::matmul, .flops = 1e9}, DType::f64), 252000);
-  EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::matmul, .flops = 1e9}, DType::i32), 252000);
+  // fp64 has no matrix peak here: the vector peak, 10 TFLOP/s, with the half point scaled to it
+  // (0.1 GFLOP): 1e9 / (10e12 x 0.8 / 1.1) s = 137.5 us.
+  EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::matmul, .flops = 1e9}, DType::f64), 2000 + 137500);
+  EXPECT_EQ(compute_time_ns(d, {.op_class = OpClass::matmul, .flops = 1e9}, DType::i32), 2000 + 137500);
   EXPECT_DOUBLE_EQ(peak_flops_per_s(d, OpClass::reduction, DType::bf16), 10e12);
 }
 
@@ -83,6 +107,7 @@ TEST(ComputeCost, EveryPresetDeviceCostsAGemm) {
     EXPECT_GT(ns, 0);
     EXPECT_GE(static_cast<double>(ns - d.launch_overhead_ns),
               flops / peak_flops_per_s(d, OpClass::matmul, DType::bf16) * 1e9 * 0.999);
+    EXPECT_GE(ns, d.launch_overhead_ns + d.host_overhead_ns);
   }
 }
 

@@ -154,6 +154,15 @@ TEST(ClusterFile, ErrorsNameThePathTheValueAndTheRule) {
             "device.memory.reserved_bytes");
 }
 
+TEST(ClusterFile, HostOverheadIsOptionalAndZeroWhenAbsent) {
+  // Cluster files written before the field existed load with no host floor.
+  nlohmann::json j = nlohmann::json::parse(write_cluster(cluster_preset("dgx-a100-80gb")));
+  j["device"]["efficiency"].erase("host_overhead_ns");
+  EXPECT_EQ(cluster_from_json(j).device.host_overhead_ns, 0);
+  EXPECT_EQ(error_of([](auto& j) { j["device"]["efficiency"]["host_overhead_ns"] = -1; }).path(),
+            "device.efficiency.host_overhead_ns");
+}
+
 TEST(ClusterFile, TheExampleOfDocsClusterMdLoads) {
   ClusterSpec c = parse_cluster(R"({
       "schema": "twinspeed.cluster/1",
