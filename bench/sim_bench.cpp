@@ -2,7 +2,9 @@
 //  - shape-only: simulated collectives per second and scheduler hand-offs per second at 8, 64 and
 //    1,024 ranks, with ranks on OS threads and on fibers;
 //  - numeric: bytes per second of an in-memory all-reduce, next to a plain memcpy of the same
-//    bytes (the simulator snapshots, checksums, reduces and delivers; memcpy is the floor).
+//    bytes (the simulator snapshots, checksums, reduces and delivers; memcpy is the floor);
+//  - symmetric-rank collapse: a shape-only training step of gpt2-small on 256 ranks (tp 4 x pp 4 x
+//    dp 16), collapsed and with every rank simulated.
 // Every iteration builds a fresh cluster (a cluster runs one program); BM_ClusterStartup measures
 // that fixed cost on its own. Times are wall-clock: the ranks run on other threads.
 
@@ -12,8 +14,14 @@
 #include <cstring>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/config/config.hpp"
 #include "engine/core/busbw.hpp"
+#include "engine/model/spec/model_config.hpp"
 #include "sim/cluster.hpp"
+#include "sim/planner/simulation.hpp"
+#include "sim/presets/presets.hpp"
 
 namespace {
 
@@ -133,6 +141,40 @@ void BM_Memcpy(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * kNumericRepeats * static_cast<std::int64_t>(total));
 }
 
+// One optimizer step (8 micro-batches through 1F1B) of gpt2-small in bf16 on 256 ranks of DGX
+// H100 nodes, tp 4 x pp 4 x dp 16, at ZeRO stage range(0), collapsed (range(1) == 0: 4 simulated
+// ranks at ZeRO-0, 64 at ZeRO-1, where dp does not collapse) or with every rank (range(1) == 1).
+// ranks/s counts the world's ranks, simulated or represented.
+void BM_CollapsedShapeRun(benchmark::State& state) {
+  constexpr int kWorld = 256;
+  const auto stage = static_cast<int>(state.range(0));
+  const bool all_ranks = state.range(1) != 0;
+  const ModelConfig model = load_model_preset("gpt2-small");
+  const Config config = Config::from_json({{"train_micro_batch_size_per_gpu", 1},
+                                           {"gradient_accumulation_steps", 8},
+                                           {"bf16", {{"enabled", true}}},
+                                           {"zero_optimization", {{"stage", stage}}},
+                                           {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", 1e-4}}}}}},
+                                          {.world = kWorld, .tp = 4, .pp = 4});
+  std::size_t simulated = 0;
+  for (auto _ : state) {
+    const planner::SimulateResult result = planner::run_simulation({.config = &config,
+                                                                    .model = &model,
+                                                                    .cluster = sim::cluster_preset("dgx-h100"),
+                                                                    .steps = 1,
+                                                                    .seq_len = 1024,
+                                                                    .fidelity = sim::Fidelity::shape,
+                                                                    .make_model = planner::make_shape_rank_model,
+                                                                    .all_ranks = all_ranks});
+    simulated = result.simulated_ranks.size();
+    benchmark::DoNotOptimize(result.total_time_ns);
+  }
+  state.counters["ranks/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * kWorld,
+                                                 benchmark::Counter::kIsRate);
+  state.counters["simulated_ranks"] = static_cast<double>(simulated);
+  state.SetLabel(all_ranks ? "all ranks" : "collapsed");
+}
+
 void shape_sizes(benchmark::internal::Benchmark* b) {
   for (int world : {8, 64, 1024}) {
     for (int fibers : {0, 1}) b->Args({world, fibers});
@@ -152,6 +194,11 @@ BENCHMARK(BM_ShapeCollectives)->Apply(shape_sizes);
 BENCHMARK(BM_SchedulerHandoffs)->Apply(shape_sizes);
 BENCHMARK(BM_NumericAllReduce)->Apply(numeric_sizes)->UseManualTime();
 BENCHMARK(BM_Memcpy)->Apply(numeric_sizes)->UseRealTime();
+BENCHMARK(BM_CollapsedShapeRun)
+    ->ArgsProduct({{0, 1}, {0, 1}})
+    ->ArgNames({"zero", "all_ranks"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 
