@@ -32,12 +32,6 @@ const char* step_part_label(StepPart part) {
   return "?";
 }
 
-std::string seconds_text(i64 ns) {
-  const double s = static_cast<double>(ns) * 1e-9;
-  if (s >= 1.0) return fmt::format("{:.3f} s", s);
-  return fmt::format("{:.3f} ms", s * 1e3);
-}
-
 std::string billions(i64 n) { return fmt::format("{:.2f}B", static_cast<double>(n) / 1e9); }
 
 // Engine-owned model states: what ZeRO partitions (DeepSpeed's estimators count these).

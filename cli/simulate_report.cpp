@@ -51,12 +51,6 @@ std::string fidelity_name(sim::Fidelity f) { return f == sim::Fidelity::numeric 
 
 std::string millions(i64 n) { return fmt::format("{:.1f}M", static_cast<double>(n) / 1e6); }
 
-std::string seconds_text(i64 ns) {
-  const double s = static_cast<double>(ns) * 1e-9;
-  if (s >= 1.0) return fmt::format("{:.3f} s", s);
-  return fmt::format("{:.3f} ms", s * 1e3);
-}
-
 void print_header(const SimulateReport& rep) {
   const Config& c = *rep.config;
   const MeshShape& m = c.mesh();
@@ -163,6 +157,12 @@ ordered_json spread_json(const Spread& s) {
 }
 
 }  // namespace
+
+std::string seconds_text(std::int64_t ns) {
+  const double s = static_cast<double>(ns) * 1e-9;
+  if (s >= 1.0) return fmt::format("{:.3f} s", s);
+  return fmt::format("{:.3f} ms", s * 1e3);
+}
 
 std::string format_bytes(std::int64_t bytes) {
   constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};

@@ -41,6 +41,8 @@ struct SimulateReport {
 
 // "1.50 GiB", "12.00 MiB", "512 B": binary units.
 std::string format_bytes(std::int64_t bytes);
+// "1.234 s" from a second up, else "12.345 ms".
+std::string seconds_text(std::int64_t ns);
 
 void print_simulate_table(const SimulateReport& report);
 nlohmann::ordered_json simulate_json(const SimulateReport& report);
