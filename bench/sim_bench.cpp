@@ -143,7 +143,7 @@ void BM_Memcpy(benchmark::State& state) {
 
 // One optimizer step (8 micro-batches through 1F1B) of gpt2-small in bf16 on 256 ranks of DGX
 // H100 nodes, tp 4 x pp 4 x dp 16, at ZeRO stage range(0), collapsed (range(1) == 0: 4 simulated
-// ranks at ZeRO-0, 64 at ZeRO-1, where dp does not collapse) or with every rank (range(1) == 1).
+// ranks, one per pipeline stage) or with every rank (range(1) == 1).
 // ranks/s counts the world's ranks, simulated or represented.
 void BM_CollapsedShapeRun(benchmark::State& state) {
   constexpr int kWorld = 256;

@@ -51,6 +51,8 @@ struct ComputeCost {
   double flops = 0.0;
   std::int64_t bytes_read = 0;
   std::int64_t bytes_written = 0;
+  // How many kernels the launch stands for; each pays the device's launch overhead.
+  std::int64_t kernels = 1;
 };
 
 // A copy (or conversion, or accumulation) that reads and writes `bytes`.

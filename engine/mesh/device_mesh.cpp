@@ -213,14 +213,12 @@ std::string DeviceMesh::describe(int rank) const {
   return trace_process_name(rank, coord_of(rank));
 }
 
-std::vector<int> symmetric_representatives(const MeshShape& shape, int zero_stage) {
+std::vector<int> symmetric_representatives(const MeshShape& shape) {
   const DeviceMesh mesh(shape);
-  const bool per_zero_rank = zero_stage == 1 || zero_stage == 2;
   std::vector<int> representative(static_cast<std::size_t>(mesh.world()));
   for (int rank = 0; rank < mesh.world(); ++rank) {
     MeshCoord c = mesh.coord_of(rank);
-    c.tp = 0;
-    if (!per_zero_rank) c.dp = c.sp = 0;
+    c.tp = c.dp = c.sp = 0;
     representative[static_cast<std::size_t>(rank)] = mesh.rank_of(c);
   }
   return representative;

@@ -98,9 +98,8 @@ class DeviceMesh {
 
 // Symmetric-rank collapse for twinspeed's engine (DESIGN.md "The simulated cluster";
 // sim::ClusterOptions::representative): representative[r] is the rank whose shape-only run stands
-// for rank r. At ZeRO stages 0 and 3, rank r is represented by the rank with r's pipeline
-// coordinate and dp = sp = tp = 0: one simulated rank per pipeline stage. At stages 1 and 2 only
-// the tp axis collapses: r's pp, dp and sp with tp = 0.
+// for rank r: the rank with r's pipeline coordinate and dp = sp = tp = 0, one simulated rank per
+// pipeline stage.
 //
 // Why a represented rank's run equals its representative's (same operations in the same order,
 // same sizes and compute costs, same bytes allocated), as the code stands:
@@ -110,15 +109,12 @@ class DeviceMesh {
 //    equally; stage 3 gives every rank ceil(n/N) elements of every parameter), so buffers,
 //    buckets and collectives have the same sizes on every rank: one partition-size class per
 //    stage. Stage 3's reduce-scatters (Stage3GradReducer) and gathers move whole shards.
-//  - Except at stages 1-2: after each bucket's reduction, BucketReducer::reduce
-//    (engine/zero/grad_reduction.cpp) copies out the pieces of gradients the rank OWNS, one launch
-//    per piece. How many pieces and bytes a bucket holds for a rank depends on where its
-//    partition's boundaries fall among the parameters (and the last rank's ends in padding); the
-//    copies move its stream and so the start of the zero group's next collective. Hence one
-//    representative per zero-group position (dp, sp) there. (With use_multi_rank_bucket_allreduce
-//    false the per-owner reduces themselves are the same sequence on every rank; only the roots
-//    differ, which costs nothing.) Collapsing dp anyway would be off by a few launches per bucket:
-//    -0.03% of a GPT-3 175B ZeRO-1 step on 1,024 ranks, but not exact.
+//  - At stages 1-2, after each bucket's reduction, BucketReducer::reduce
+//    (engine/zero/grad_reduction.cpp) copies out the pieces of gradients the rank owns. Which
+//    pieces those are depends on the rank, but the copy is one launch costed as the slowest
+//    owner's copies, the same on every rank. The per-owner reduces are the same sequence on every
+//    rank; only the roots differ, which costs nothing. The norm's holes (a pipeline's tied
+//    parameters inside the partition) change which elements are summed, not any cost.
 //  - SpecLayerRunner (engine/model/spec) never reads the rank: its tp and sp collectives have the
 //    same sizes on every rank (a vocabulary that tp does not divide is padded to ceil(V/tp)).
 //  - Every rank of a ZeRO group issues the same collective sequence: reductions, the overflow and
@@ -127,12 +123,11 @@ class DeviceMesh {
 //    The representatives of pipeline (dp 0, sp 0, tp 0) are all simulated, so its sends and
 //    receives, the shape exchange through the Store (keyed by the two global ranks), the loss
 //    all-reduce and broadcast, and its "pp-tied" group (Engine::create_tie_groups: one per
-//    pipeline) connect simulated ranks; the other pipelines' tie groups see no collective. (At
-//    stages 1-2 every pipeline with tp = 0 is simulated, so the same holds.)
+//    pipeline) connect simulated ranks; the other pipelines' tie groups see no collective.
 // The simulator costs each collective with the whole group's ranks. What this function cannot
 // see is the topology: a represented rank's groups must sit on the nodes as its representative's
 // do (planner::run_simulation checks that for the cluster and otherwise simulates every rank).
 // Faults and stragglers hit single ranks: a collapsed run cannot model them.
-std::vector<int> symmetric_representatives(const MeshShape& shape, int zero_stage);
+std::vector<int> symmetric_representatives(const MeshShape& shape);
 
 }  // namespace twinspeed

@@ -28,6 +28,30 @@ void scale_unless_one(BufferView view, double factor) {
   if (factor != 1.0) kernels::scale(view, factor);
 }
 
+// A piece of a bucket owned by one rank, in bucket order.
+struct Piece {
+  std::size_t param;
+  OwnedPiece owned;
+  ElementRange in_bucket;
+};
+
+// What the owners' copies of a bucket cost each rank. DeepSpeed copies each owned piece into the
+// partition (a kernel each), so ranks differ; the group's next reduction starts only once its
+// slowest member has copied, so twinspeed charges every rank the most kernels and the most bytes
+// any owner copies. Ranks then stay symmetric, and the simulator can collapse them
+// (docs/ARCHITECTURE.md "Symmetric-rank collapse").
+comm::ComputeCost slowest_owner_copy_cost(const std::vector<Piece>& pieces, int ranks, DType dtype) {
+  std::vector<std::int64_t> kernels(static_cast<std::size_t>(ranks)), numel(static_cast<std::size_t>(ranks));
+  for (const Piece& p : pieces) {
+    ++kernels[static_cast<std::size_t>(p.owned.rank)];
+    numel[static_cast<std::size_t>(p.owned.rank)] += p.owned.numel;
+  }
+  comm::ComputeCost cost = comm::copy_cost(*std::max_element(numel.begin(), numel.end()) *
+                                           static_cast<std::int64_t>(dtype_size(dtype)));
+  cost.kernels = *std::max_element(kernels.begin(), kernels.end());
+  return cost;
+}
+
 }  // namespace
 
 void allreduce_with_predivide(comm::Comm& group, BufferView view, const GradAveraging& averaging) {
@@ -98,6 +122,12 @@ void BucketReducer::reduce(BufferView data, const std::vector<Entry>& entries) {
     device_.compute_stream().wait(*s.record());
   }
   const comm::CollectiveOptions on{.stream = options_.overlap_comm ? &s : nullptr};
+  std::vector<Piece> pieces;
+  for (const Entry& e : entries) {
+    for (const OwnedPiece& owned : plan_.owners(model_, e.param)) {
+      pieces.push_back({e.param, owned, {e.bucket_offset + owned.param_offset, owned.numel}});
+    }
+  }
   std::vector<comm::WorkPtr> works;
   double after = 1.0;
   if (!options_.reduce_scatter) {
@@ -112,14 +142,11 @@ void BucketReducer::reduce(BufferView data, const std::vector<Entry>& entries) {
     } else {
       // One reduce per owning rank of each contiguous run of its slices in the bucket.
       std::vector<std::pair<int, ElementRange>> runs;
-      for (const Entry& e : entries) {
-        for (const OwnedPiece& piece : plan_.owners(model_, e.param)) {
-          ElementRange r{e.bucket_offset + piece.param_offset, piece.numel};
-          if (!runs.empty() && runs.back().first == piece.rank && runs.back().second.end() == r.offset) {
-            runs.back().second.numel += r.numel;
-          } else {
-            runs.emplace_back(piece.rank, r);
-          }
+      for (const Piece& p : pieces) {
+        if (!runs.empty() && runs.back().first == p.owned.rank && runs.back().second.end() == p.in_bucket.offset) {
+          runs.back().second.numel += p.in_bucket.numel;
+        } else {
+          runs.emplace_back(p.owned.rank, p.in_bucket);
         }
       }
       for (const auto& [rank, r] : runs) works.push_back(group_.reduce(data.sub(r.offset, r.numel), rank, on));
@@ -128,15 +155,11 @@ void BucketReducer::reduce(BufferView data, const std::vector<Entry>& entries) {
   // The owners' copies follow the reduction on its stream (the host waits for the data).
   for (auto& work : works) work->wait(options_.overlap_comm ? &s : nullptr);
   scale_unless_one(data, after);
-  const int me = group_.rank();
-  for (const Entry& e : entries) {
-    for (const OwnedPiece& piece : plan_.owners(model_, e.param)) {
-      if (piece.rank != me) continue;
-      BufferView reduced = data.sub(e.bucket_offset + piece.param_offset, piece.numel);
-      s.launch("copy reduced grad", comm::copy_cost(reduced.bytes()),
-               [&] { deliver_(e.param, piece.param_offset, reduced); });
+  s.launch("copy reduced grads", slowest_owner_copy_cost(pieces, group_.size(), data.dtype()), [&] {
+    for (const Piece& p : pieces) {
+      if (p.owned.rank == group_.rank()) deliver_(p.param, p.owned.param_offset, data.sub(p.in_bucket.offset, p.in_bucket.numel));
     }
-  }
+  });
 }
 
 void BucketReducer::finish() {

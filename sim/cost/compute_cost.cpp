@@ -52,8 +52,8 @@ double peak_flops_per_s(const DeviceSpec& device, comm::OpClass op_class, DType 
 }
 
 std::int64_t compute_time_ns(const DeviceSpec& device, const comm::ComputeCost& cost, DType dtype) {
-  if (cost.flops < 0.0 || cost.bytes_read < 0 || cost.bytes_written < 0) {
-    throw std::invalid_argument("compute_time_ns: flops and bytes must be >= 0");
+  if (cost.flops < 0.0 || cost.bytes_read < 0 || cost.bytes_written < 0 || cost.kernels < 0) {
+    throw std::invalid_argument("compute_time_ns: flops, bytes and kernels must be >= 0");
   }
   const double peak = peak_flops_per_s(device, cost.op_class, dtype);
   const double bandwidth = device.memory_bandwidth_GBps * 1e9 * device.memory_efficiency;
@@ -66,7 +66,7 @@ std::int64_t compute_time_ns(const DeviceSpec& device, const comm::ComputeCost& 
   const std::int64_t roofline_ns = std::llround(std::max(compute_s, memory_s) * 1e9);
   // The host issues a layer's pass while the device runs the previous one (header comment).
   const std::int64_t host_ns = cost.op_class == comm::OpClass::matmul ? device.host_overhead_ns : 0;
-  return device.launch_overhead_ns + std::max(host_ns, roofline_ns);
+  return cost.kernels * device.launch_overhead_ns + std::max(host_ns, roofline_ns);
 }
 
 }  // namespace twinspeed::sim

@@ -3,8 +3,9 @@
 // inputs, same nanoseconds, on any machine.
 //
 //   roofline = max(flops / (peak * compute_efficiency), bytes / (bandwidth * memory_efficiency))
-//   time     = launch_overhead + roofline                        every op class but matmul
-//   time     = launch_overhead + max(host_overhead, roofline)    matmul
+//   time     = kernels * launch_overhead + roofline                        every op class but matmul
+//   time     = kernels * launch_overhead + max(host_overhead, roofline)    matmul
+// (kernels: how many kernels the launch stands for, 1 unless the engine says otherwise)
 //
 // A matmul launch is a layer's pass as the engine issues it (forward, recompute or backward of a
 // transformer block, the LM head): on a GPU, framework code on the host and some tens of kernels.

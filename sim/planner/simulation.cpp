@@ -99,9 +99,9 @@ struct Collapse {
   std::string refused;
 };
 
-Collapse choose_collapse(const SimulateRequest& request, const Config& config, const DeviceMesh& mesh) {
+Collapse choose_collapse(const SimulateRequest& request, const DeviceMesh& mesh) {
   if (request.fidelity != sim::Fidelity::shape || request.all_ranks) return {};
-  std::vector<int> representative = symmetric_representatives(mesh.shape(), config.zero().stage);
+  std::vector<int> representative = symmetric_representatives(mesh.shape());
   const sim::ClusterSpec cluster = sim::cluster_for_world(request.cluster, mesh.world());
   if (std::optional<std::string> why = placement_asymmetry(cluster, mesh, representative)) {
     return {.representative = {}, .refused = fmt::format("every rank simulated: {}", *why)};
@@ -141,7 +141,7 @@ SimulateResult run_simulation(const SimulateRequest& request) {
   SimulateResult result;
   result.compute_dtype = dtype;
   result.total_params = total_param_count(build_layer_specs(*request.model, spec.spec));
-  Collapse collapse = choose_collapse(request, config, device_mesh);
+  Collapse collapse = choose_collapse(request, device_mesh);
   result.collapse_refused = std::move(collapse.refused);
   sim::ClusterOptions options = sim::cluster_options(request.cluster, world, request.fidelity, dtype);
   options.representative = std::move(collapse.representative);

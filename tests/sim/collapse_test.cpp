@@ -206,25 +206,21 @@ TEST(SimCollapse, TheMapIsValidatedAndRefusedWithNumericFidelityOrFaults) {
 
 // ---- symmetric_representatives (engine/mesh) ------------------------------------------------
 
-TEST(SymmetricRepresentatives, EachRankIsRepresentedByItsStagesFirstRankOrItsZeroPositionAtStagesOneAndTwo) {
+TEST(SymmetricRepresentatives, EachRankIsRepresentedByItsPipelineStagesFirstRank) {
   const MeshShape shape{.pp = 2, .dp = 3, .sp = 2, .tp = 2};
   const DeviceMesh mesh(shape);
-  for (int stage : {0, 1, 2, 3}) {
-    const std::vector<int> rep = symmetric_representatives(shape, stage);
-    ASSERT_EQ(static_cast<int>(rep.size()), mesh.world());
-    for (int r = 0; r < mesh.world(); ++r) {
-      const MeshCoord c = mesh.coord_of(r);
-      const MeshCoord s = mesh.coord_of(rep[static_cast<std::size_t>(r)]);
-      EXPECT_EQ(s.pp, c.pp);
-      EXPECT_EQ(s.tp, 0);
-      const bool per_zero_rank = stage == 1 || stage == 2;
-      EXPECT_EQ(s.dp, per_zero_rank ? c.dp : 0) << "stage " << stage << " rank " << r;
-      EXPECT_EQ(s.sp, per_zero_rank ? c.sp : 0) << "stage " << stage << " rank " << r;
-      EXPECT_EQ(rep[static_cast<std::size_t>(rep[static_cast<std::size_t>(r)])], rep[static_cast<std::size_t>(r)]);
-    }
+  const std::vector<int> rep = symmetric_representatives(shape);
+  ASSERT_EQ(static_cast<int>(rep.size()), mesh.world());
+  for (int r = 0; r < mesh.world(); ++r) {
+    const MeshCoord c = mesh.coord_of(r);
+    const MeshCoord s = mesh.coord_of(rep[static_cast<std::size_t>(r)]);
+    EXPECT_EQ(s.pp, c.pp) << "rank " << r;
+    EXPECT_EQ(s.tp, 0) << "rank " << r;
+    EXPECT_EQ(s.dp, 0) << "rank " << r;
+    EXPECT_EQ(s.sp, 0) << "rank " << r;
+    EXPECT_EQ(rep[static_cast<std::size_t>(rep[static_cast<std::size_t>(r)])], rep[static_cast<std::size_t>(r)]);
   }
-  EXPECT_EQ(symmetric_representatives({.pp = 2, .dp = 2, .sp = 1, .tp = 2}, 0),
-            (std::vector<int>{0, 0, 0, 0, 4, 4, 4, 4}));
+  EXPECT_EQ(symmetric_representatives({.pp = 2, .dp = 2, .sp = 1, .tp = 2}), (std::vector<int>{0, 0, 0, 0, 4, 4, 4, 4}));
 }
 
 }  // namespace

@@ -89,11 +89,22 @@ TEST(ComputeCost, DtypesWithoutAMatrixPathUseTheVectorPeak) {
   EXPECT_DOUBLE_EQ(peak_flops_per_s(d, OpClass::reduction, DType::bf16), 10e12);
 }
 
+TEST(ComputeCost, ALaunchStandingForSeveralKernelsPaysTheOverheadOfEach) {
+  const DeviceSpec d = round_device();
+  // 800 KB at 800 GB/s = 1 us, plus 2 us per kernel.
+  comm::ComputeCost copies = comm::copy_cost(400'000);
+  copies.kernels = 5;
+  EXPECT_EQ(compute_time_ns(d, copies, DType::bf16), 5 * 2000 + 1000);
+  copies.kernels = 0;
+  EXPECT_EQ(compute_time_ns(d, copies, DType::bf16), 1000);
+}
+
 TEST(ComputeCost, AnEmptyLaunchCostsItsOverheadAndBadInputsThrow) {
   DeviceSpec d = round_device();
   EXPECT_EQ(compute_time_ns(d, {}, DType::f32), 2000);
   EXPECT_THROW(compute_time_ns(d, {.op_class = OpClass::copy, .flops = -1.0}, DType::f32), std::invalid_argument);
   EXPECT_THROW(compute_time_ns(d, {.op_class = OpClass::copy, .bytes_read = -1}, DType::f32), std::invalid_argument);
+  EXPECT_THROW(compute_time_ns(d, {.op_class = OpClass::copy, .kernels = -1}, DType::f32), std::invalid_argument);
   d.memory_bandwidth_GBps = 0;
   EXPECT_THROW(compute_time_ns(d, {}, DType::f32), std::invalid_argument);
 }
