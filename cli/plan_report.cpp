@@ -113,6 +113,7 @@ ordered_json parallelism_json(const planner::Parallelism& p) {
           {"global_batch", p.global_batch},
           {"seq", p.seq},
           {"recompute", std::string(planner::recompute_name(p.recompute))},
+          {"attention", std::string(planner::attention_name(p.attention))},
           {"dtype", std::string(dtype_name(p.dtype))}};
 }
 
@@ -134,8 +135,10 @@ void print_header(const PlanReport& rep) {
   std::printf("batch     micro-batch %lld x accumulation %lld x dp %d = global batch %lld; seq %lld (%s)\n",
               static_cast<long long>(p.micro_batch), static_cast<long long>(p.grad_accum), p.dp,
               static_cast<long long>(p.global_batch), static_cast<long long>(p.seq), plan.seq_source.c_str());
-  std::printf("recompute %s (%s)\n", std::string(planner::recompute_name(p.recompute)).c_str(),
-              plan.recompute_source.c_str());
+  std::printf("recompute %s (%s); attention %s%s\n", std::string(planner::recompute_name(p.recompute)).c_str(),
+              plan.recompute_source.c_str(), std::string(planner::attention_name(p.attention)).c_str(),
+              p.attention == AttentionKernel::flash ? " (--attention: log-sum-exp saved, scores recomputed)"
+                                                    : " (saves the s x s scores; --attention flash for fused kernels)");
   for (const ConfigOverride& o : plan.overrides) {
     const std::string before = o.file_value.is_null() ? std::string("(not in file)") : o.file_value.dump();
     std::printf("override  %s: %s -> %s\n", o.path.c_str(), before.c_str(), o.flag_value.dump().c_str());

@@ -35,6 +35,7 @@ struct PlanArgs {
   std::optional<std::int64_t> micro_batch, global_batch, seq;
   std::string dtype;
   std::string recompute;
+  std::string attention;
   bool json = false;
   std::string trace;
   bool require_fit = false;
@@ -75,6 +76,7 @@ void run_plan(const PlanArgs& args) {
   if (!args.tp_sp.empty()) request.tp_sp = args.tp_sp == "on";
   request.seq_len = args.seq;
   if (!args.recompute.empty()) request.recompute = parse_recompute(args.recompute);
+  if (args.attention == "flash") request.attention = AttentionKernel::flash;
   request.all_ranks = args.all_ranks;
   request.keep_cluster = !args.trace.empty();
 
@@ -163,6 +165,11 @@ void register_plan_command(CLI::App& app) {
   cmd->add_option("--recompute", args->recompute,
                   "Activation recomputation of the transformer blocks: none, selective (attention core) or full")
       ->check(CLI::IsMember({"none", "selective", "full"}));
+  cmd->add_option("--attention", args->attention,
+                  "What the model's attention saves: standard (the s x s scores, Korthikanti et al.; the default, "
+                  "as the numeric model zoo runs) or flash (FlashAttention-2 / PyTorch SDPA: the log-sum-exp only, "
+                  "the scores recomputed in backward)")
+      ->check(CLI::IsMember({"standard", "flash"}));
   cmd->add_flag("--all-ranks", args->all_ranks, "Simulate every rank rather than one per pipeline stage");
   cmd->add_option("--estimator", args->estimator,
                   "Also show what another estimator says: deepspeed (its ZeRO-2/ZeRO-3 model-state estimators)")

@@ -115,6 +115,7 @@ Setup make_setup(const PlanRequest& request) {
   } else {
     s.recompute_source = "default";
   }
+  p.attention = request.attention;
   if (c.hybrid_engine().enabled) {
     throw NotImplemented("hybrid_engine.enabled routes to the HybridEngine, which twinspeed does not implement yet");
   }
@@ -146,6 +147,7 @@ Measurement measure(const PlanRequest& request, const Setup& setup, i64 micro_ba
                                              .fidelity = sim::Fidelity::shape,
                                              .recompute = p.recompute,
                                              .tp_sp = p.tp_sp,
+                                             .attention = p.attention,
                                              .partition_method = setup.partition_method,
                                              .make_model = make_shape_rank_model,
                                              .all_ranks = request.all_ranks});
@@ -338,15 +340,23 @@ std::string_view recompute_name(RecomputeMode mode) {
   return "?";
 }
 
-PlanFlops step_flops(const ModelConfig& model, std::int64_t seq_len, std::int64_t global_batch, RecomputeMode recompute) {
-  const auto layers = build_layer_specs(model, {.micro_batch = 1, .seq_len = seq_len, .tp = 1, .sp = 1});
-  double passes = 0.0, again = 0.0;
+std::string_view attention_name(AttentionKernel kernel) {
+  return kernel == AttentionKernel::flash ? "flash" : "standard";
+}
+
+PlanFlops step_flops(const ModelConfig& model, std::int64_t seq_len, std::int64_t global_batch, RecomputeMode recompute,
+                     AttentionKernel attention) {
+  const auto layers =
+      build_layer_specs(model, {.micro_batch = 1, .seq_len = seq_len, .tp = 1, .sp = 1, .attention = attention});
+  double model_flops = 0.0, hardware = 0.0;
   for (const LayerSpec& l : layers) {
-    passes += static_cast<double>(l.forward_flops) + static_cast<double>(l.backward_flops);
-    again += static_cast<double>(l.recompute_flops[static_cast<int>(recompute)]);
+    const auto forward = static_cast<double>(l.forward_flops);
+    model_flops += 3.0 * forward;
+    hardware += forward + static_cast<double>(l.backward_flops) +
+                static_cast<double>(l.recompute_flops[static_cast<int>(recompute)]);
   }
   const auto batch = static_cast<double>(global_batch);
-  return {.model_per_step = passes * batch, .hardware_per_step = (passes + again) * batch};
+  return {.model_per_step = model_flops * batch, .hardware_per_step = hardware * batch};
 }
 
 PlanResult make_plan(const PlanRequest& request) {
@@ -377,7 +387,7 @@ PlanResult make_plan(const PlanRequest& request) {
   out.critical_rank = m.critical_rank;
   out.breakdown = m.breakdown;
   const double step_s = static_cast<double>(m.step_time_ns) / 1e9;
-  out.flops = step_flops(*request.model, p.seq, p.global_batch, p.recompute);
+  out.flops = step_flops(*request.model, p.seq, p.global_batch, p.recompute, p.attention);
   out.peak_tflops = peak_tflops(request.cluster.device, p.dtype);
   out.peak_source = peak_source(request.cluster.device, p.dtype);
   if (step_s > 0.0) {

@@ -48,6 +48,7 @@ struct PlanRequest {
   std::optional<bool> tp_sp;               // Megatron sequence parallelism; default: on when tp > 1
   std::optional<std::int64_t> seq_len;     // default: the model's default_seq_length()
   std::optional<RecomputeMode> recompute;  // default: none (or full for activation_checkpoint_interval)
+  AttentionKernel attention = AttentionKernel::standard;  // what the model's attention saves
   bool all_ranks = false;                  // simulate every rank (no collapse)
   bool extrapolate = true;                 // steady-state extrapolation (see above)
   bool nearest_fits = true;                // when it does not fit, search one-knob changes that do
@@ -64,11 +65,13 @@ struct Parallelism {
   int zero_stage = 0;
   std::int64_t micro_batch = 1, grad_accum = 1, global_batch = 1, seq = 1;
   RecomputeMode recompute = RecomputeMode::none;
+  AttentionKernel attention = AttentionKernel::standard;
   DType dtype = DType::bf16;
   bool operator==(const Parallelism&) const = default;
 };
 
 std::string_view recompute_name(RecomputeMode mode);  // "none", "selective", "full"
+std::string_view attention_name(AttentionKernel kernel);  // "standard", "flash"
 
 // Memory of one simulated rank (it stands for the ranks of its pipeline stage unless all_ranks).
 struct RankMemory {
@@ -138,9 +141,11 @@ struct PlanResult {
 };
 
 // Model and hardware FLOPs of one optimizer step: from the layer specs at tp = sp = 1 (the one
-// source of the formulas, engine/model/spec/layer_spec.hpp), times 3 for forward + backward, times
-// the global batch; hardware adds the recompute mode's forward work.
-PlanFlops step_flops(const ModelConfig& model, std::int64_t seq_len, std::int64_t global_batch, RecomputeMode recompute);
+// source of the formulas, engine/model/spec/layer_spec.hpp), times the global batch. Model FLOPs
+// are 3x forward (Megatron: backward is twice forward); hardware FLOPs are forward + backward (with
+// flash attention's recomputed scores) + the recompute mode's forward work.
+PlanFlops step_flops(const ModelConfig& model, std::int64_t seq_len, std::int64_t global_batch, RecomputeMode recompute,
+                     AttentionKernel attention = AttentionKernel::standard);
 
 // Runs the plan. Throws ConfigError for inputs that cannot be planned (a degree that does not
 // divide, a batch that does not split), NotImplemented for routes twinspeed does not run.

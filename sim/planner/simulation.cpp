@@ -39,13 +39,15 @@ sim::SimStream& compute_clock(comm::Backend& backend) {
   return device->compute();
 }
 
-SpecOptions spec_sizes(const Config& config, std::int64_t seq_len, DType dtype, bool tp_sp = false) {
+SpecOptions spec_sizes(const Config& config, std::int64_t seq_len, DType dtype, bool tp_sp = false,
+                       AttentionKernel attention = AttentionKernel::standard) {
   return {.micro_batch = config.batch().train_micro_batch_size_per_gpu,
           .seq_len = seq_len,
           .tp = config.mesh().tp,
           .sp = config.mesh().sp,
           .tp_sp = tp_sp,
-          .dtype_bytes = static_cast<i64>(dtype_size(dtype))};
+          .dtype_bytes = static_cast<i64>(dtype_size(dtype)),
+          .attention = attention};
 }
 
 // A symmetric-rank collapse is exact only if the cost model cannot tell a rank from its
@@ -130,8 +132,12 @@ SimulateResult run_simulation(const SimulateRequest& request) {
   const DType dtype = config_compute_dtype(config);
   const EngineSettings settings = engine_settings_from(config);
   const i64 accumulation = settings.gradient_accumulation_steps;
-  const SpecRunnerOptions spec{.spec = spec_sizes(config, request.seq_len, dtype, request.tp_sp), .dtype = dtype,
-                               .recompute = request.recompute};
+  if (request.fidelity == sim::Fidelity::numeric && request.attention == AttentionKernel::flash) {
+    throw NotImplemented("flash attention in numeric fidelity: the LibTorch model zoo runs standard attention "
+                         "(flash attention is a shape-only model of what the kernel saves and computes)");
+  }
+  const SpecRunnerOptions spec{.spec = spec_sizes(config, request.seq_len, dtype, request.tp_sp, request.attention),
+                               .dtype = dtype, .recompute = request.recompute};
   const DeviceMesh device_mesh(mesh);
   if (config.hybrid_engine().enabled) {
     // As initialize() routes it: the HybridEngine is not built.

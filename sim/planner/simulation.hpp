@@ -53,6 +53,9 @@ struct SimulateRequest {
   std::uint64_t seed = 0;
   RecomputeMode recompute = RecomputeMode::none;
   bool tp_sp = false;  // Megatron sequence parallelism inside tensor parallelism
+  // Flash attention is a shape-only model (the numeric model zoo runs standard attention):
+  // numeric fidelity refuses it.
+  AttentionKernel attention = AttentionKernel::standard;
   // pp > 1: how the PipelineModule splits the model's layers (DeepSpeed's partition_method).
   std::string partition_method = "parameters";
   RankModelFactory make_model;  // make_shape_rank_model for shape fidelity

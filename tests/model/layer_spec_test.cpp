@@ -122,6 +122,29 @@ TEST(LayerSpecs, LlamaActivationBytes) {
   }
 }
 
+// Flash attention: the 5as^2b terms become the fp32 log-sum-exp (4 bytes per query row and head);
+// forward FLOPs are unchanged, backward gains the recomputed scores QK^T (2Bs^2h).
+TEST(LayerSpecs, FlashAttentionSavesTheLogSumExpInsteadOfTheScoresAndRecomputesQkInBackward) {
+  const auto m = load_model_preset("gpt2-small");
+  const i64 b = 4, s = 512, h = m.hidden_size, a = m.num_heads;
+  const i64 sbh = s * b * h, lse = 4 * a * s * b;
+  const SpecOptions standard{.micro_batch = b, .seq_len = s, .dtype_bytes = 2};
+  SpecOptions flash = standard;
+  flash.attention = AttentionKernel::flash;
+  const LayerSpec std_block = build_layer_specs(m, standard)[1], flash_block = build_layer_specs(m, flash)[1];
+  EXPECT_EQ(flash_block.activation_bytes(RecomputeMode::none), 34 * sbh + lse);
+  EXPECT_EQ(flash_block.activation_bytes(RecomputeMode::selective), 34 * sbh);
+  EXPECT_EQ(flash_block.activation_bytes(RecomputeMode::full), 2 * sbh);
+  EXPECT_EQ(flash_block.forward_flops, std_block.forward_flops);
+  EXPECT_EQ(flash_block.backward_flops, std_block.backward_flops + 2 * b * s * s * h);
+  EXPECT_EQ(flash_block.recompute_flops, std_block.recompute_flops);
+  // tp (with tp_sp) shards the heads, and so the log-sum-exp.
+  SpecOptions tp = flash;
+  tp.tp = 4;
+  tp.tp_sp = true;
+  EXPECT_EQ(build_layer_specs(m, tp)[1].activation_bytes(RecomputeMode::none), 34 * sbh / 4 + lse / 4);
+}
+
 TEST(LayerSpecs, TpShardsParameters) {
   const auto m = fixture("gpt2.json");
   const i64 h = 768;

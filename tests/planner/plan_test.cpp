@@ -52,6 +52,37 @@ TEST(StepFlops, LlamaCountsGroupedQueryAttentionAndSwiGlu) {
                    3 * forward * s + L * 4 * s * h * s);
 }
 
+TEST(StepFlops, FlashAttentionKeepsModelFlopsAndAddsTheRecomputedScoresToHardwareFlops) {
+  const ModelConfig m = load_model_preset("llama3-8b");
+  const double s = 4096, h = 4096, L = 32;
+  const PlanFlops standard = step_flops(m, 4096, 1, RecomputeMode::none);
+  const PlanFlops flash = step_flops(m, 4096, 1, RecomputeMode::none, AttentionKernel::flash);
+  EXPECT_DOUBLE_EQ(flash.model_per_step, standard.model_per_step);
+  EXPECT_DOUBLE_EQ(flash.hardware_per_step, standard.hardware_per_step + L * 2 * s * s * h);
+}
+
+TEST(Plan, FlashAttentionHoldsFewerActivationBytesAndIsRefusedInNumericFidelity) {
+  PlanRequest r = request(8, {.micro_batch = 2});
+  r.seq_len = 256;
+  const PlanResult standard = make_plan(r);
+  r.attention = AttentionKernel::flash;
+  const PlanResult flash = make_plan(r);
+  EXPECT_EQ(flash.parallelism.attention, AttentionKernel::flash);
+  // gpt-bench (8 heads, attention dropout) at s = 256, micro-batch 2, 6 blocks: 5as^2b saved
+  // bytes per block become 4asb.
+  const std::int64_t a = 8, s = 256, b = 2, blocks = 6;
+  EXPECT_EQ(standard.peak.at_peak(MemoryTag::activations) -
+                flash.peak.at_peak(MemoryTag::activations),
+            blocks * (5 * a * s * s * b - 4 * a * s * b));
+  EXPECT_GT(flash.step_time_ns, 0);
+
+  const Config config = Config::from_json(default_plan_config(), {.world = 2});
+  EXPECT_THROW(run_simulation({.config = &config, .model = &gpt_bench(), .cluster = r.cluster, .seq_len = 64,
+                               .fidelity = sim::Fidelity::numeric, .attention = AttentionKernel::flash,
+                               .make_model = make_shape_rank_model}),
+               NotImplemented);
+}
+
 TEST(Plan, EqualsTheShapeSimulationItRuns) {
   PlanRequest r = request(8, {.zero_stage = 2, .micro_batch = 2, .gradient_accumulation = 2});
   const PlanResult plan = make_plan(r);

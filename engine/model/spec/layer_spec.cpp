@@ -18,6 +18,7 @@ struct Local {
   i64 b, s_full, s, h, ad, kd, heads, f, vocab, e, t, u;
   bool tp_sp;
   double attn_dropout, hidden_dropout, embd_dropout;
+  bool flash;  // AttentionKernel::flash
   // Tensors outside the tp region: split by t only with Megatron sequence parallelism.
   i64 replicated(i64 bytes) const { return tp_sp ? bytes / t : bytes; }
 };
@@ -38,7 +39,8 @@ Local local_sizes(const ModelConfig& m, const SpecOptions& o) {
                .ad = m.num_heads * m.head_dim / t, .kd = m.num_kv_heads * m.head_dim / t,
                .heads = m.num_heads / (t * u), .f = m.intermediate_size / t, .vocab = padded_vocab / t,
                .e = o.dtype_bytes, .t = t, .u = u, .tp_sp = o.tp_sp, .attn_dropout = m.attention_dropout,
-               .hidden_dropout = m.hidden_dropout, .embd_dropout = m.embedding_dropout};
+               .hidden_dropout = m.hidden_dropout, .embd_dropout = m.embedding_dropout,
+               .flash = o.attention == AttentionKernel::flash};
 }
 
 void add_norm(std::vector<ParamSpec>& params, const std::string& name, const ModelConfig& m) {
@@ -121,7 +123,7 @@ LayerSpec block_layer(const ModelConfig& m, const Local& l, i64 index) {
   const i64 core = 2 * (2 * l.b * l.s * l.s_full * l.ad);
   const i64 mlp = (swiglu ? 3 : 2) * 2 * tokens * l.h * l.f;
   layer.forward_flops = linear + core + mlp;
-  layer.backward_flops = 2 * layer.forward_flops;
+  layer.backward_flops = 2 * layer.forward_flops + (l.flash ? core / 2 : 0);
   layer.recompute_flops = {0, core, layer.forward_flops};
 
   // Saved activations (header: Korthikanti et al. 2022 Sec. 4, adapted).
@@ -136,7 +138,8 @@ LayerSpec block_layer(const ModelConfig& m, const Local& l, i64 index) {
   const i64 inside = e * tokens * (l.ad + 2 * l.kd)                 // Q, K, V
                      + e * tokens * l.ad                            // o_proj input
                      + (swiglu ? 4 : 2) * e * tokens * l.f;         // MLP intermediates
-  const i64 core_saved = e * scores + (attn_dropout ? (mask + e) * scores : 0);
+  const i64 core_saved = l.flash ? 4 * l.b * l.heads * l.s_full  // fp32 log-sum-exp per query row and head
+                               : e * scores + (attn_dropout ? (mask + e) * scores : 0);
   const i64 selective = l.replicated(outside) + inside;
   layer.saved_bytes = {selective + core_saved, selective, l.replicated(e * sbh)};
 

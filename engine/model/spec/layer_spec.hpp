@@ -49,6 +49,13 @@
 // with k heads (a GQA kernel that does not materialise repeat_kv).
 // Selective recompute drops the attention core (softmax, its dropout, their outputs): the 5as^2b
 // terms, leaving 34 sbh for GPT. Full recompute keeps only the block input: e*sbh.
+// FLASH ATTENTION (AttentionKernel::flash: FlashAttention-2, Dao 2023, and kernels that save what
+// it saves, such as PyTorch SDPA's flash and memory-efficient backends) never materialises the
+// scores: the core saves its output (the o_proj input, already counted), Q, K, V (counted) and the
+// softmax's log-sum-exp, 4 bytes (fp32) per query row and head: 4*a*s*b instead of the 5as^2b
+// terms (the attention-dropout mask is regenerated from the RNG state). Its backward recomputes
+// the scores QK^T (2B*s^2*ad more FLOPs, in backward_flops but not in model FLOPs). Selective
+// recompute drops the log-sum-exp and recomputes the core as with standard attention.
 // Tensor parallelism divides the tensors inside the tp region (Q, K, V, attention core, o_proj
 // input, MLP intermediates) by t; with tp_sp the rest (norm inputs, q/k/v and MLP inputs,
 // dropout masks, the block input under full recompute) is divided by t too (Korthikanti Eq. 2-4:
@@ -85,6 +92,7 @@
 namespace twinspeed {
 
 enum class RecomputeMode { none = 0, selective = 1, full = 2 };
+enum class AttentionKernel { standard, flash };  // see FLASH ATTENTION in the header
 enum class LayerKind { embedding, block, final_norm, lm_head };
 enum class CommPhase { forward, backward };
 
@@ -95,6 +103,7 @@ struct SpecOptions {
   std::int64_t sp = 1;        // DeepSpeed-Ulysses sequence parallelism
   bool tp_sp = false;         // Megatron sequence parallelism inside tp
   std::int64_t dtype_bytes = 2;  // activation element size
+  AttentionKernel attention = AttentionKernel::standard;
 };
 
 struct CollectiveSpec {
@@ -110,7 +119,7 @@ struct LayerSpec {
   LayerKind kind = LayerKind::block;
   std::vector<ParamSpec> params;  // as held by one tp rank
   std::int64_t forward_flops = 0;   // per rank, one micro-batch
-  std::int64_t backward_flops = 0;
+  std::int64_t backward_flops = 0;  // 2x forward (+ flash attention's recomputed scores)
   std::array<std::int64_t, 3> recompute_flops{};  // per rank, indexed by RecomputeMode (see header)
   std::array<std::int64_t, 3> saved_bytes{};  // per rank, indexed by RecomputeMode
   std::vector<CollectiveSpec> collectives;
