@@ -24,6 +24,7 @@ class ExitStatus : public Error {
 
 void register_config_commands(CLI::App& app);
 void register_demo_command(CLI::App& app);
+void register_launch_command(CLI::App& app);
 void register_plan_command(CLI::App& app);
 void register_presets_command(CLI::App& app);
 void register_schedule_command(CLI::App& app);

@@ -28,12 +28,14 @@ int main(int argc, char** argv) {
   CLI::App app{
       "twinspeed: DeepSpeed's training engine in C++, with a deterministic simulated cluster.\n"
       "Results go to stdout; logs, warnings and progress to stderr. Exit codes: 0 success,\n"
-      "1 run-time failure, 2 usage or configuration error, 3 model does not fit (plan --require-fit).",
+      "1 run-time failure, 2 usage or configuration error, 3 model does not fit (plan --require-fit);\n"
+      "launch exits with its first failing rank's code.",
       "twinspeed"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("twinspeed 0.1.0"));
   cli::register_config_commands(app);
   cli::register_demo_command(app);
+  cli::register_launch_command(app);
   cli::register_plan_command(app);
   cli::register_presets_command(app);
   cli::register_schedule_command(app);

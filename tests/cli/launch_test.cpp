@@ -1,0 +1,175 @@
+// `twinspeed launch` (cli/launcher.hpp): torchrun's environment per rank, output prefixed by rank,
+// the first failing rank's exit code with the others stopped, signals forwarded, SIGKILL after the
+// stop timeout, nothing left running. The end-to-end cases run the built `twinspeed` binary.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/launcher.hpp"
+
+namespace twinspeed::cli {
+namespace {
+
+std::string find_value(const std::vector<std::string>& env, const std::string& name) {
+  for (const std::string& e : env) {
+    if (e.rfind(name + "=", 0) == 0) return e.substr(name.size() + 1);
+  }
+  return "(unset)";
+}
+
+TEST(LaunchEnvironment, EachRankGetsTorchrunsVariables) {
+  const LaunchSpec spec{.nproc_per_node = 4, .nnodes = 2, .node_rank = 1, .master_addr = "node0", .master_port = 6000};
+  const std::vector<std::string> env = rank_environment(spec, 2, {"PATH=/bin", "RANK=99", "HOME=/root"});
+  EXPECT_EQ(find_value(env, "RANK"), "6");
+  EXPECT_EQ(find_value(env, "LOCAL_RANK"), "2");
+  EXPECT_EQ(find_value(env, "WORLD_SIZE"), "8");
+  EXPECT_EQ(find_value(env, "LOCAL_WORLD_SIZE"), "4");
+  EXPECT_EQ(find_value(env, "GROUP_RANK"), "1");
+  EXPECT_EQ(find_value(env, "GROUP_WORLD_SIZE"), "2");
+  EXPECT_EQ(find_value(env, "ROLE_RANK"), "6");
+  EXPECT_EQ(find_value(env, "MASTER_ADDR"), "node0");
+  EXPECT_EQ(find_value(env, "MASTER_PORT"), "6000");
+  EXPECT_EQ(find_value(env, "TORCHELASTIC_RESTART_COUNT"), "0");
+  EXPECT_EQ(find_value(env, "OMP_NUM_THREADS"), "1");
+  EXPECT_EQ(find_value(env, "PATH"), "/bin");
+  EXPECT_EQ(std::count_if(env.begin(), env.end(), [](const std::string& e) { return e.rfind("RANK=", 0) == 0; }), 1);
+}
+
+TEST(LaunchEnvironment, OmpNumThreadsIsKeptWhenGivenAndUnsetForOneRank) {
+  EXPECT_EQ(find_value(rank_environment({.nproc_per_node = 2}, 0, {"OMP_NUM_THREADS=3"}), "OMP_NUM_THREADS"), "3");
+  EXPECT_EQ(find_value(rank_environment({.nproc_per_node = 1}, 0, {}), "OMP_NUM_THREADS"), "(unset)");
+}
+
+// ---- the built binary ------------------------------------------------------------------------
+
+struct LaunchRun {
+  int exit_code = -1;
+  std::string out, err;
+  double seconds = 0.0;
+};
+
+// Runs `twinspeed ARGS`; after `signal_after_s` (when >= 0) sends SIGTERM to it. Kills it and fails
+// the test after 30 s.
+LaunchRun run_twinspeed(const std::vector<std::string>& args, double signal_after_s = -1.0,
+                  const std::string& wait_for_in_out = {}) {
+  int out_pipe[2], err_pipe[2];
+  EXPECT_EQ(pipe2(out_pipe, O_CLOEXEC), 0);
+  EXPECT_EQ(pipe2(err_pipe, O_CLOEXEC), 0);
+  std::vector<std::string> argv_storage = {TWINSPEED_BINARY};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const auto begin = std::chrono::steady_clock::now();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  LaunchRun run;
+  bool signalled = false;
+  std::vector<pollfd> fds = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open = 2;
+  while (open > 0) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    if (elapsed > 30.0) {
+      kill(pid, SIGKILL);
+      ADD_FAILURE() << "twinspeed launch did not finish within 30 s";
+      break;
+    }
+    const bool ready = wait_for_in_out.empty() || run.out.find(wait_for_in_out) != std::string::npos;
+    if (signal_after_s >= 0.0 && !signalled && elapsed >= signal_after_s && ready) {
+      kill(pid, SIGTERM);
+      signalled = true;
+    }
+    poll(fds.data(), fds.size(), 50);
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buffer[4096];
+      const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open;
+      } else {
+        (i == 0 ? run.out : run.err).append(buffer, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  return run;
+}
+
+// The process groups the ranks reported ("pgid N" lines) no longer exist.
+void expect_groups_gone(const std::string& out) {
+  for (std::size_t at = out.find("pgid "); at != std::string::npos; at = out.find("pgid ", at + 1)) {
+    const pid_t group = std::stoi(out.substr(at + 5));
+    EXPECT_NE(kill(-group, 0), 0) << "process group " << group << " still has processes";
+  }
+}
+
+TEST(Launch, PrefixesEachRanksOutputAndSetsItsEnvironment) {
+  const LaunchRun run = run_twinspeed({"launch", "--nproc-per-node", "3", "--", "sh", "-c",
+                                 "echo \"$RANK $LOCAL_RANK $WORLD_SIZE $LOCAL_WORLD_SIZE $MASTER_ADDR:$MASTER_PORT "
+                                 "omp $OMP_NUM_THREADS\"; echo to-stderr >&2; printf no-newline"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  for (const char* line : {"[rank0]: 0 0 3 3 127.0.0.1:29500 omp 1\n", "[rank1]: 1 1 3 3 127.0.0.1:29500 omp 1\n",
+                           "[rank2]: 2 2 3 3 127.0.0.1:29500 omp 1\n", "[rank2]: no-newline\n"}) {
+    EXPECT_NE(run.out.find(line), std::string::npos) << line << " in\n" << run.out;
+  }
+  EXPECT_NE(run.err.find("[rank1]: to-stderr\n"), std::string::npos) << run.err;
+}
+
+TEST(Launch, AFailingRankStopsTheOthersAndItsExitCodeIsTheLaunchers) {
+  const LaunchRun run = run_twinspeed({"launch", "--nproc-per-node", "3", "--", "sh", "-c",
+                                 "echo pgid $$; if [ $RANK = 1 ]; then sleep 0.3; exit 7; fi; sleep 60"});
+  EXPECT_EQ(run.exit_code, 7);
+  EXPECT_NE(run.err.find("launch: rank 1 (local rank 1, pid "), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("exited with code 7 first; stopping the 2 other running ranks"), std::string::npos) << run.err;
+  EXPECT_LT(run.seconds, 20.0);
+  expect_groups_gone(run.out);
+}
+
+TEST(Launch, ASignalIsForwardedAndARankIgnoringItIsKilledAfterTheStopTimeout) {
+  // Rank 0 exits on SIGTERM; rank 1 ignores it (and so does its sleep) until SIGKILL.
+  const LaunchRun run = run_twinspeed({"launch", "--nproc-per-node", "2", "--stop-timeout", "0.5", "--", "sh", "-c",
+                                 "echo pgid $$; if [ $RANK = 1 ]; then trap '' TERM; fi; "
+                                 "trap 'echo got TERM; exit 143' TERM; sleep 60 & wait"},
+                                0.0, "[rank1]: pgid");
+  EXPECT_EQ(run.exit_code, 128 + SIGTERM) << run.err;
+  EXPECT_NE(run.err.find("launch: received SIGTERM; forwarded it to the 2 ranks"), std::string::npos) << run.err;
+  EXPECT_NE(run.out.find("[rank0]: got TERM"), std::string::npos) << run.out;
+  EXPECT_LT(run.seconds, 20.0);
+  expect_groups_gone(run.out);
+}
+
+TEST(Launch, AProgramNotOnThePathIsAUsageError) {
+  const LaunchRun run = run_twinspeed({"launch", "--nproc-per-node", "2", "--", "twinspeed-no-such-program"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_EQ(run.err.rfind("error: launch: program 'twinspeed-no-such-program' not found on PATH", 0), 0u) << run.err;
+}
+
+TEST(Launch, ANodeRankOutsideTheNodesIsAUsageError) {
+  const LaunchRun run = run_twinspeed({"launch", "--nproc-per-node", "1", "--nnodes", "2", "--node-rank", "2", "--", "true"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("--node-rank 2 must be in [0, 2)"), std::string::npos) << run.err;
+}
+
+}  // namespace
+}  // namespace twinspeed::cli
