@@ -2,219 +2,404 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "engine/core/errors.hpp"
 #include "kernels/common/convert.hpp"
+#include "kernels/common/reductions.hpp"
+#include "kernels/cpu/simd.hpp"
 
 namespace twinspeed::kernels {
 
+using simd::f32x4;
+using simd::f64x2;
+using simd::kLanes;
+
 namespace {
 
-// Calls visit(i, value) for every element of x as a float, whatever its floating dtype; reads only.
-template <typename Visit>
-void visit_elements(BufferView x, const char* op, Visit visit) {
-  if (!x.has_data()) return;
-  auto each = [&](const auto* p, auto load) {
-    for (std::int64_t i = 0; i < x.numel; ++i) visit(i, load(p[i]));
-  };
-  switch (x.dtype()) {
-    case DType::f32: return each(x.data_as<float>(), [](float v) { return v; });
-    case DType::bf16: return each(static_cast<const std::uint16_t*>(x.data()), bf16_to_float);
-    case DType::f16: return each(static_cast<const std::uint16_t*>(x.data()), fp16_to_float);
-    default: throw NotImplemented(fmt::format("kernels::{} on {} buffers", op, dtype_name(x.dtype())));
+// ---- operands -------------------------------------------------------------------------------
+
+void require_floating(const char* op, BufferView x) {
+  const DType t = x.dtype();
+  if (t != DType::f32 && t != DType::bf16 && t != DType::f16) {
+    throw NotImplemented(fmt::format("kernels::{} on {} buffers", op, dtype_name(t)));
   }
 }
 
-// Replaces every element v of x by fn(v) (16-bit types through fp32).
-template <typename Fn>
-void map_elements(BufferView x, const char* op, Fn fn) {
-  if (!x.has_data()) return;
+void require_same_numel(const char* op, BufferView a, BufferView b) {
+  if (a.numel != b.numel) {
+    throw Error(fmt::format("kernels::{}: views of {} and {} elements", op, a.numel, b.numel));
+  }
+}
+
+// Elements [at, at + n) of x converted to fp32 into out, and back (rounding to nearest even).
+void load_fp32(BufferView x, std::int64_t at, std::int64_t n, float* out) {
   switch (x.dtype()) {
-    case DType::f32: {
-      float* p = x.data_as<float>();
-      for (std::int64_t i = 0; i < x.numel; ++i) p[i] = fn(p[i]);
-      return;
-    }
+    case DType::f32: std::memcpy(out, x.data_as<float>() + at, static_cast<std::size_t>(n) * 4); return;
     case DType::bf16: {
-      auto* p = static_cast<std::uint16_t*>(x.data());
-      visit_elements(x, op, [&](std::int64_t i, float v) { p[i] = float_to_bf16(fn(v)); });
+      const auto* h = static_cast<const std::uint16_t*>(x.data()) + at;
+      for (std::int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(h[i]);
       return;
     }
-    case DType::f16: {
-      auto* p = static_cast<std::uint16_t*>(x.data());
-      visit_elements(x, op, [&](std::int64_t i, float v) { p[i] = float_to_fp16(fn(v)); });
+    default: {
+      const auto* h = static_cast<const std::uint16_t*>(x.data()) + at;
+      for (std::int64_t i = 0; i < n; ++i) out[i] = fp16_to_float(h[i]);
       return;
     }
-    default:
-      throw NotImplemented(fmt::format("kernels::{} on {} buffers", op, dtype_name(x.dtype())));
   }
 }
 
-void require_fp32(const char* op, std::initializer_list<BufferView> views) {
-  std::int64_t numel = views.begin()->numel;
-  for (const auto& v : views) {
-    if (v.dtype() != DType::f32) {
-      throw NotImplemented(fmt::format("kernels::{} on {} buffers (fp32 only)", op, dtype_name(v.dtype())));
+void store_fp32(BufferView x, std::int64_t at, std::int64_t n, const float* in) {
+  switch (x.dtype()) {
+    case DType::f32: std::memcpy(x.data_as<float>() + at, in, static_cast<std::size_t>(n) * 4); return;
+    case DType::bf16: {
+      auto* h = static_cast<std::uint16_t*>(x.data()) + at;
+      for (std::int64_t i = 0; i < n; ++i) h[i] = float_to_bf16(in[i]);
+      return;
     }
-    if (v.numel != numel) throw Error(fmt::format("kernels::{}: views of {} and {} elements", op, numel, v.numel));
+    default: {
+      auto* h = static_cast<std::uint16_t*>(x.data()) + at;
+      for (std::int64_t i = 0; i < n; ++i) h[i] = float_to_fp16(in[i]);
+      return;
+    }
   }
+}
+
+// Elements converted per chunk of a block when an operand is 16-bit (4 KiB of fp32 each).
+constexpr std::int64_t kChunk = 1024;
+
+// Calls fn(pointers, n) over [begin, end) with one fp32 pointer per view: the view's own memory
+// when it is fp32, else a converted chunk that is rounded back afterwards if writes[k].
+template <std::size_t N, typename Fn>
+void in_fp32(const std::array<BufferView, N>& views, const std::array<bool, N>& writes, std::int64_t begin,
+             std::int64_t end, Fn fn) {
+  std::array<float*, N> ptr{};
+  bool all_fp32 = true;
+  for (std::size_t k = 0; k < N; ++k) all_fp32 = all_fp32 && views[k].dtype() == DType::f32;
+  if (all_fp32) {
+    for (std::size_t k = 0; k < N; ++k) ptr[k] = views[k].template data_as<float>() + begin;
+    fn(ptr, end - begin);
+    return;
+  }
+  float scratch[N][kChunk];
+  for (std::int64_t at = begin; at < end; at += kChunk) {
+    const std::int64_t n = std::min(kChunk, end - at);
+    for (std::size_t k = 0; k < N; ++k) {
+      if (views[k].dtype() == DType::f32) {
+        ptr[k] = views[k].template data_as<float>() + at;
+      } else {
+        ptr[k] = scratch[k];
+        load_fp32(views[k], at, n, scratch[k]);
+      }
+    }
+    fn(ptr, n);
+    for (std::size_t k = 0; k < N; ++k) {
+      if (writes[k] && views[k].dtype() != DType::f32) store_fp32(views[k], at, n, scratch[k]);
+    }
+  }
+}
+
+// ---- fp32 loops: SIMD body, scalar tail, the same kernels/common function in both -----------
+
+void scale_fp32(float* x, std::int64_t n, float f) {
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) simd::store(x + i, scaled(simd::load(x + i), f));
+  for (; i < n; ++i) x[i] = scaled(x[i], f);
+}
+
+bool unscale_fp32(float* x, std::int64_t n, float f) {
+  simd::i32x4 bad{};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const f32x4 y = scaled(simd::load(x + i), f);
+    simd::store(x + i, y);
+    bad |= simd::nonfinite_mask(y);
+  }
+  bool tail_bad = false;
+  for (; i < n; ++i) {
+    x[i] = scaled(x[i], f);
+    std::uint32_t bits;
+    std::memcpy(&bits, &x[i], 4);
+    tail_bad = tail_bad || nonfinite_float_bits(bits);
+  }
+  return simd::any(bad) || tail_bad;
+}
+
+bool nonfinite_fp32(const float* x, std::int64_t n) {
+  simd::i32x4 bad{};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) bad |= simd::nonfinite_mask(simd::load(x + i));
+  bool tail_bad = false;
+  for (; i < n; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &x[i], 4);
+    tail_bad = tail_bad || nonfinite_float_bits(bits);
+  }
+  return simd::any(bad) || tail_bad;
+}
+
+template <bool (*Nonfinite)(std::uint16_t)>
+bool nonfinite_16(const std::uint16_t* x, std::int64_t n) {
+  unsigned bad = 0;  // an OR the compiler vectorises
+  for (std::int64_t i = 0; i < n; ++i) bad |= Nonfinite(x[i]) ? 1u : 0u;
+  return bad != 0;
+}
+
+void accumulate_fp32(float* d, const float* s, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) simd::store(d + i, simd::load(d + i) + simd::load(s + i));
+  for (; i < n; ++i) d[i] = d[i] + s[i];
+}
+
+// Sums of squares of one block, fed in pieces: four vector accumulators (their lanes are fixed
+// by position), a scalar one for the last elements, added in a fixed order at the end.
+struct SquareSumF32 {
+  f32x4 acc[4] = {};
+  float tail = 0.0f;
+  void add(const float* x, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+      for (int k = 0; k < 4; ++k) acc[k] = add_square(acc[k], simd::load(x + i + k * kLanes));
+    }
+    for (; i < n; ++i) tail = add_square(tail, x[i]);
+  }
+  float total() const {
+    const f32x4 s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    return ((s[0] + s[1]) + (s[2] + s[3])) + tail;
+  }
+};
+
+struct SquareSumF64 {
+  f64x2 acc[4] = {};
+  double tail = 0.0;
+  void add(const float* x, std::int64_t n) {
+    std::int64_t i = 0;
+    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+      const f32x4 a = simd::load(x + i), b = simd::load(x + i + kLanes);
+      acc[0] = add_square(acc[0], f64x2{a[0], a[1]});
+      acc[1] = add_square(acc[1], f64x2{a[2], a[3]});
+      acc[2] = add_square(acc[2], f64x2{b[0], b[1]});
+      acc[3] = add_square(acc[3], f64x2{b[2], b[3]});
+    }
+    for (; i < n; ++i) tail = add_square(tail, x[i]);
+  }
+  double total() const {
+    const f64x2 s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    return (s[0] + s[1]) + tail;
+  }
+};
+
+// The sum of squares of x[begin, end) in Sum's accumulator, converting 16-bit chunks.
+template <typename Sum>
+auto block_square_sum(BufferView x, std::int64_t begin, std::int64_t end) {
+  Sum sum;
+  in_fp32<1>({x}, {false}, begin, end, [&](const std::array<float*, 1>& p, std::int64_t n) { sum.add(p[0], n); });
+  return sum.total();
+}
+
+void adam_fp32(float* p, const float* g, float* m, float* v, std::int64_t n, const AdamCoefficients& c) {
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    f32x4 pv = simd::load(p + i), mv = simd::load(m + i), vv = simd::load(v + i);
+    adam_update(pv, simd::load(g + i), mv, vv, c);
+    simd::store(p + i, pv);
+    simd::store(m + i, mv);
+    simd::store(v + i, vv);
+  }
+  for (; i < n; ++i) adam_update(p[i], g[i], m[i], v[i], c);
+}
+
+void sgd_fp32(float* p, const float* g, float* buf, std::int64_t n, const SgdCoefficients& c) {
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    f32x4 pv = simd::load(p + i);
+    if (buf != nullptr) {
+      f32x4 bv = simd::load(buf + i);
+      sgd_update(pv, simd::load(g + i), &bv, c);
+      simd::store(buf + i, bv);
+    } else {
+      sgd_update<f32x4>(pv, simd::load(g + i), nullptr, c);
+    }
+    simd::store(p + i, pv);
+  }
+  for (; i < n; ++i) sgd_update(p[i], g[i], buf != nullptr ? buf + i : nullptr, c);
 }
 
 }  // namespace
+
+// ---- the kernels ----------------------------------------------------------------------------
 
 void fill_zero(BufferView x) {
   if (x.has_data()) std::memset(x.data(), 0, static_cast<std::size_t>(x.bytes()));
 }
 
 void scale(BufferView x, double factor) {
-  auto f = static_cast<float>(factor);
-  map_elements(x, "scale", [f](float v) { return v * f; });
+  if (!x.has_data()) return;
+  require_floating("scale", x);
+  const auto f = static_cast<float>(factor);
+  for_each_block(x.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
+    in_fp32<1>({x}, {true}, begin, end, [&](const std::array<float*, 1>& p, std::int64_t n) { scale_fp32(p[0], n, f); });
+  });
 }
 
-namespace {
-
-void require_same_numel(const char* op, BufferView dst, BufferView src) {
-  if (dst.numel != src.numel) {
-    throw Error(fmt::format("kernels::{}: destination of {} and source of {} elements", op, dst.numel, src.numel));
-  }
+bool unscale_and_check_overflow(BufferView x, double factor) {
+  if (!x.has_data()) return false;
+  require_floating("unscale_and_check_overflow", x);
+  const auto f = static_cast<float>(factor);
+  std::atomic<bool> overflow{false};
+  for_each_block(x.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
+    bool bad = false;
+    if (x.dtype() == DType::f32) {
+      bad = unscale_fp32(x.data_as<float>() + begin, end - begin, f);
+    } else {
+      // Scale through fp32, then test the stored 16-bit values (a product above the format's
+      // range is an overflow too).
+      in_fp32<1>({x}, {true}, begin, end, [&](const std::array<float*, 1>& p, std::int64_t n) { scale_fp32(p[0], n, f); });
+      const auto* h = static_cast<const std::uint16_t*>(x.data()) + begin;
+      bad = x.dtype() == DType::bf16 ? nonfinite_16<nonfinite_bf16_bits>(h, end - begin)
+                                     : nonfinite_16<nonfinite_fp16_bits>(h, end - begin);
+    }
+    if (bad) overflow.store(true, std::memory_order_relaxed);
+  });
+  return overflow.load();
 }
-
-// Calls store(i, value) for every element of dst with value = fn(dst[i], src[i]) in fp32.
-template <typename Fn>
-void combine(BufferView dst, BufferView src, const char* op, Fn fn) {
-  require_same_numel(op, dst, src);
-  if (!dst.has_data() || !src.has_data()) return;
-  if (dst.dtype() == DType::f32 && src.dtype() == DType::f32) {
-    float* d = dst.data_as<float>();
-    const float* s = src.data_as<float>();
-    for (std::int64_t i = 0; i < dst.numel; ++i) d[i] = fn(d[i], s[i]);
-    return;
-  }
-  // Read the source into fp32 once, then map the destination through it.
-  std::vector<float> values(static_cast<std::size_t>(src.numel));
-  visit_elements(src, op, [&](std::int64_t i, float v) { values[static_cast<std::size_t>(i)] = v; });
-  std::int64_t i = 0;
-  map_elements(dst, op, [&](float d) { return fn(d, values[static_cast<std::size_t>(i++)]); });
-}
-
-}  // namespace
 
 void copy(BufferView dst, BufferView src) {
   require_same_numel("copy", dst, src);
   if (!dst.has_data() || !src.has_data()) return;
   if (dst.dtype() == src.dtype()) {
-    std::memmove(dst.data(), src.data(), static_cast<std::size_t>(dst.bytes()));
+    const auto* s = static_cast<const char*>(src.data());
+    auto* d = static_cast<char*>(dst.data());
+    const auto bytes = static_cast<std::size_t>(dst.bytes());
+    if (d < s + bytes && s < d + bytes) {
+      std::memmove(d, s, bytes);  // overlapping: one thread, memmove's order
+      return;
+    }
+    const std::size_t size = dtype_size(dst.dtype());
+    for_each_block(dst.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
+      std::memcpy(d + begin * size, s + begin * size, static_cast<std::size_t>(end - begin) * size);
+    });
     return;
   }
-  combine(dst, src, "copy", [](float, float s) { return s; });
+  require_floating("copy", dst);
+  require_floating("copy", src);
+  for_each_block(dst.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
+    in_fp32<2>({dst, src}, {true, false}, begin, end,
+               [&](const std::array<float*, 2>& p, std::int64_t n) { std::memcpy(p[0], p[1], static_cast<std::size_t>(n) * 4); });
+  });
 }
 
 void accumulate(BufferView dst, BufferView src) {
-  combine(dst, src, "accumulate", [](float d, float s) { return d + s; });
+  require_same_numel("accumulate", dst, src);
+  if (!dst.has_data() || !src.has_data()) return;
+  require_floating("accumulate", dst);
+  require_floating("accumulate", src);
+  for_each_block(dst.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
+    in_fp32<2>({dst, src}, {true, false}, begin, end,
+               [&](const std::array<float*, 2>& p, std::int64_t n) { accumulate_fp32(p[0], p[1], n); });
+  });
 }
 
 double sum_of_squares(BufferView x) {
+  if (!x.has_data()) return 0.0;
+  require_floating("sum_of_squares", x);
+  std::vector<double> partial(static_cast<std::size_t>(block_count(x.numel)));
+  for_each_block(x.numel, [&](std::int64_t block, std::int64_t begin, std::int64_t end) {
+    partial[static_cast<std::size_t>(block)] = block_square_sum<SquareSumF64>(x, begin, end);
+  });
   double sum = 0.0;
-  visit_elements(x, "sum_of_squares", [&](std::int64_t, float v) { sum += static_cast<double>(v) * v; });
+  for (double p : partial) sum += p;
   return sum;
 }
 
 bool has_inf_or_nan(BufferView x) {
-  bool found = false;
-  visit_elements(x, "has_inf_or_nan", [&](std::int64_t, float v) { found = found || !std::isfinite(v); });
-  return found;
+  if (!x.has_data()) return false;
+  require_floating("has_inf_or_nan", x);
+  std::atomic<bool> found{false};
+  for_each_block(x.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
+    bool bad;
+    switch (x.dtype()) {
+      case DType::f32: bad = nonfinite_fp32(x.data_as<float>() + begin, end - begin); break;
+      case DType::bf16:
+        bad = nonfinite_16<nonfinite_bf16_bits>(static_cast<const std::uint16_t*>(x.data()) + begin, end - begin);
+        break;
+      default:
+        bad = nonfinite_16<nonfinite_fp16_bits>(static_cast<const std::uint16_t*>(x.data()) + begin, end - begin);
+        break;
+    }
+    if (bad) found.store(true, std::memory_order_relaxed);
+  });
+  return found.load();
 }
 
-namespace {
-
-// 16-bit operands (bf16 master weights or optimizer states) go through fp32 copies: an interim
-// path (the kernels issue fuses the conversion into the update).
-struct Fp32Copy {
-  explicit Fp32Copy(BufferView v) : view(v), values(static_cast<std::size_t>(v.has_data() ? v.numel : 0)) {
-    if (view.dtype() == DType::f32 || !view.has_data()) return;
-    buffer = Buffer(nullptr, MemoryTag::temporaries, DType::f32, view.numel, values.data(), -1);
-    copy(buffer.all(), view);
+double squared_l2_norm(std::span<const BufferView> views) {
+  struct Block {
+    BufferView view;
+    std::int64_t begin, end;
+  };
+  std::vector<Block> blocks;
+  for (const BufferView& v : views) {
+    if (!v.has_data()) continue;
+    require_floating("l2_norm", v);
+    for (std::int64_t b = 0; b < block_count(v.numel); ++b) {
+      blocks.push_back({v, b * kBlockElements, std::min(v.numel, (b + 1) * kBlockElements)});
+    }
   }
-  BufferView fp32() const { return view.dtype() == DType::f32 || !view.has_data() ? view : buffer.all(); }
-  void write_back() const {
-    if (view.dtype() != DType::f32 && view.has_data()) copy(view, buffer.all());
-  }
-  BufferView view;
-  std::vector<float> values;
-  Buffer buffer;
-};
+  std::vector<float> partial(blocks.size());
+  struct Context {
+    const std::vector<Block>* blocks;
+    std::vector<float>* partial;
+  } context{&blocks, &partial};
+  detail::run_tasks(
+      static_cast<std::int64_t>(blocks.size()),
+      [](void* c, std::int64_t i) {
+        auto* ctx = static_cast<Context*>(c);
+        const Block& b = (*ctx->blocks)[static_cast<std::size_t>(i)];
+        (*ctx->partial)[static_cast<std::size_t>(i)] = block_square_sum<SquareSumF32>(b.view, b.begin, b.end);
+      },
+      &context);
+  double sum = 0.0;
+  for (float p : partial) sum += static_cast<double>(p);
+  return sum;
+}
 
-void adam_step_fp32(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq,
-                    const AdamParams& a);
-void sgd_step_fp32(BufferView params, BufferView grads, BufferView momentum_buffer, const SgdParams& s);
-
-}  // namespace
+double l2_norm(std::span<const BufferView> views) { return std::sqrt(squared_l2_norm(views)); }
 
 void adam_step(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq, const AdamParams& a) {
-  const Fp32Copy p(params), g(grads), m(exp_avg), v(exp_avg_sq);
-  adam_step_fp32(p.fp32(), g.fp32(), m.fp32(), v.fp32(), a);
-  p.write_back();
-  m.write_back();
-  v.write_back();
+  for (BufferView v : {grads, exp_avg, exp_avg_sq}) require_same_numel("adam_step", params, v);
+  if (!params.has_data()) return;
+  for (BufferView v : {params, grads, exp_avg, exp_avg_sq}) require_floating("adam_step", v);
+  const AdamCoefficients c = adam_coefficients(a);
+  for_each_block(params.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
+    in_fp32<4>({params, grads, exp_avg, exp_avg_sq}, {true, false, true, true}, begin, end,
+               [&](const std::array<float*, 4>& p, std::int64_t n) { adam_fp32(p[0], p[1], p[2], p[3], n, c); });
+  });
 }
 
 void sgd_step(BufferView params, BufferView grads, BufferView momentum_buffer, const SgdParams& s) {
-  const Fp32Copy p(params), g(grads), m(momentum_buffer);
-  sgd_step_fp32(p.fp32(), g.fp32(), m.fp32(), s);
-  p.write_back();
-  m.write_back();
-}
-
-namespace {
-
-void adam_step_fp32(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq,
-                    const AdamParams& a) {
-  require_fp32("adam_step", {params, grads, exp_avg, exp_avg_sq});
+  require_same_numel("sgd_step", params, grads);
   if (!params.has_data()) return;
-  float* p = params.data_as<float>();
-  const float* g = grads.data_as<float>();
-  float* m = exp_avg.data_as<float>();
-  float* v = exp_avg_sq.data_as<float>();
-  double bc1 = a.bias_correction ? 1.0 - std::pow(a.beta1, static_cast<double>(a.step)) : 1.0;
-  double bc2 = a.bias_correction ? 1.0 - std::pow(a.beta2, static_cast<double>(a.step)) : 1.0;
-  const auto beta1 = static_cast<float>(a.beta1), beta2 = static_cast<float>(a.beta2);
-  const auto eps = static_cast<float>(a.eps), decay = static_cast<float>(a.weight_decay);
-  const auto lr = static_cast<float>(a.lr);
-  const auto inv_bc1 = static_cast<float>(1.0 / bc1), inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-  for (std::int64_t i = 0; i < params.numel; ++i) {
-    float grad = g[i];
-    if (!a.adam_w_mode) grad += decay * p[i];
-    m[i] = beta1 * m[i] + (1.0f - beta1) * grad;
-    v[i] = beta2 * v[i] + (1.0f - beta2) * grad * grad;
-    float denom = std::sqrt(v[i]) * inv_sqrt_bc2 + eps;
-    float update = (m[i] * inv_bc1) / denom;
-    if (a.adam_w_mode) update += decay * p[i];
-    p[i] -= lr * update;
+  require_floating("sgd_step", params);
+  require_floating("sgd_step", grads);
+  const SgdCoefficients c = sgd_coefficients(s);
+  if (s.momentum == 0.0) {
+    for_each_block(params.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
+      in_fp32<2>({params, grads}, {true, false}, begin, end,
+                 [&](const std::array<float*, 2>& p, std::int64_t n) { sgd_fp32(p[0], p[1], nullptr, n, c); });
+    });
+    return;
   }
+  require_same_numel("sgd_step", params, momentum_buffer);
+  require_floating("sgd_step", momentum_buffer);
+  for_each_block(params.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
+    in_fp32<3>({params, grads, momentum_buffer}, {true, false, true}, begin, end,
+               [&](const std::array<float*, 3>& p, std::int64_t n) { sgd_fp32(p[0], p[1], p[2], n, c); });
+  });
 }
-
-void sgd_step_fp32(BufferView params, BufferView grads, BufferView momentum_buffer, const SgdParams& s) {
-  require_fp32("sgd_step", {params, grads});
-  if (!params.has_data()) return;
-  float* p = params.data_as<float>();
-  const float* g = grads.data_as<float>();
-  float* buf = s.momentum != 0.0 ? momentum_buffer.data_as<float>() : nullptr;
-  if (buf != nullptr) require_fp32("sgd_step", {params, momentum_buffer});
-  const auto lr = static_cast<float>(s.lr), momentum = static_cast<float>(s.momentum);
-  const auto dampening = static_cast<float>(s.dampening), decay = static_cast<float>(s.weight_decay);
-  for (std::int64_t i = 0; i < params.numel; ++i) {
-    float d = g[i] + decay * p[i];
-    if (buf != nullptr) {
-      buf[i] = s.first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
-      d = s.nesterov ? d + momentum * buf[i] : buf[i];
-    }
-    p[i] -= lr * d;
-  }
-}
-
-}  // namespace
 
 }  // namespace twinspeed::kernels

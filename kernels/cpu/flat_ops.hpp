@@ -1,52 +1,48 @@
 #pragma once
-// The engine's own math on flat Buffers: zeroing, scaling, norms, optimizer updates.
-// Reference CPU implementations (scalar loops the compiler vectorises); the kernels issue adds
-// explicit SIMD, threading and CUDA behind the same functions. Every function does nothing on a
-// view without data (shape-only simulation).
+// The engine's own math on flat Buffers: zeroing, scaling, norms, optimizer updates, on the CPU.
+// The per-element arithmetic is kernels/common's (shared with CUDA); here it runs as explicit
+// SIMD (kernels/cpu/simd.hpp) over blocks of kBlockElements shared among num_threads() threads
+// (kernels/cpu/parallel.hpp). Results never depend on the thread count. Operands may be fp32,
+// bf16 or fp16 (16-bit ones go through fp32 and are rounded back to nearest even); other dtypes
+// throw NotImplemented. Every function does nothing on a view without data (shape-only
+// simulation); views of different lengths throw Error.
 
 #include <cstdint>
+#include <span>
 
 #include "engine/core/buffer.hpp"
+#include "kernels/common/adam.hpp"
+#include "kernels/common/sgd.hpp"
+#include "kernels/cpu/parallel.hpp"
 
 namespace twinspeed::kernels {
 
 void fill_zero(BufferView x);
-// x *= factor. fp32, bf16 (through fp32) and fp16 (through fp32).
+// x *= float(factor).
 void scale(BufferView x, double factor);
-// dst = src, converting between floating dtypes (fp32, bf16, fp16; 16-bit through fp32, round to
-// nearest even). Same element count.
+// Unscale with overflow check, in one pass: x *= float(factor), and true when any result (as
+// stored, so a 16-bit overflow counts) is inf or NaN. An inf or NaN input always gives one.
+bool unscale_and_check_overflow(BufferView x, double factor);
+// dst = src, converting between floating dtypes. Same element count; same-dtype views may overlap.
 void copy(BufferView dst, BufferView src);
 // dst += src, converting as copy does (the sum is formed in fp32, then rounded to dst's dtype).
 void accumulate(BufferView dst, BufferView src);
-// Sum of x^2, accumulated in double.
+// Sum of x^2 in double (each fp32 square is exact in double; blocks combined in order).
 double sum_of_squares(BufferView x);
-// True when any element is inf or NaN.
+// True when any element is inf or NaN (a bit test: no floating-point flag can remove it).
 bool has_inf_or_nan(BufferView x);
 
-// DeepSpeed FusedAdam's update (multi_tensor_adam): adam_w_mode true applies decoupled weight
-// decay (AdamW); false adds weight_decay * p to the gradient (L2, classic Adam).
-struct AdamParams {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  bool adam_w_mode = true;
-  bool bias_correction = true;
-  std::int64_t step = 1;  // 1-based step count after increment
-};
-// Any operand may be fp32, bf16 or fp16 (16-bit ones are updated through fp32 and rounded back).
+// Multi-tensor L2 norm as DeepSpeed's multi_tensor_l2norm accumulates it: the squares of each
+// block of kBlockElements elements of each view are summed in fp32, and the block sums are added
+// in (view, block) order in double. Identical for any thread count. squared_l2_norm is the sum
+// before the square root (what is all-reduced across ranks).
+double squared_l2_norm(std::span<const BufferView> views);
+double l2_norm(std::span<const BufferView> views);
+
+// DeepSpeed FusedAdam's update (kernels/common/adam.hpp), fused: one pass over the four operands.
 void adam_step(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq, const AdamParams& p);
 
-// torch.optim.SGD's update. momentum_buffer is used when momentum != 0; first_step initialises it.
-struct SgdParams {
-  double lr = 1e-3;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
-  bool first_step = true;
-};
+// torch.optim.SGD's update (kernels/common/sgd.hpp); momentum_buffer is read only when momentum != 0.
 void sgd_step(BufferView params, BufferView grads, BufferView momentum_buffer, const SgdParams& p);
 
 }  // namespace twinspeed::kernels
