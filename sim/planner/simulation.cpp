@@ -23,16 +23,6 @@ namespace {
 
 using i64 = std::int64_t;
 
-// What one rank saw, step by step.
-struct RankTimeline {
-  std::vector<double> mean_loss;  // mean over the step's micro-batches
-  std::vector<double> lr;
-  std::vector<double> loss_scale;
-  std::vector<i64> skipped_steps;
-  std::vector<i64> end_ns;  // compute-stream clock after the step
-  i64 setup_end_ns = 0;
-};
-
 sim::SimStream& compute_clock(comm::Backend& backend) {
   auto* device = dynamic_cast<sim::SimDevice*>(&backend.device());
   if (device == nullptr) throw Error("simulation: the rank's device is not a simulated device");
@@ -125,13 +115,72 @@ RankModel make_shape_rank_model(const RankModelRequest& request) {
   return {.runner = runner, .batch = [batch](std::int64_t) { return std::make_pair(batch.inputs, batch.labels); }};
 }
 
+RankTimeline train_rank(const SimulateRequest& request, const std::shared_ptr<comm::Backend>& backend,
+                        const std::function<std::int64_t()>& clock_ns) {
+  const Config& config = *request.config;
+  const MeshShape& mesh = config.mesh();
+  const DType dtype = config_compute_dtype(config);
+  const EngineSettings settings = engine_settings_from(config);
+  const i64 accumulation = settings.gradient_accumulation_steps;
+  const SpecRunnerOptions spec{.spec = spec_sizes(config, request.seq_len, dtype, request.tp_sp, request.attention),
+                               .dtype = dtype, .recompute = request.recompute};
+  const int rank = backend->rank();
+  const MeshCoordinates coord = DeviceMesh(mesh).coord_of(rank);
+  RankModel model = request.make_model({.model = request.model, .spec = spec, .rank = rank, .dp_rank = coord.dp,
+                                        .dp_size = mesh.dp, .seed = request.seed});
+  RankTimeline t;
+  i64 micro = 0;
+  // What the report needs after each step, from the engine that took it.
+  auto record_step = [&](int step, double mean_loss, double lr, const Engine& engine) {
+    t.mean_loss.push_back(mean_loss);
+    t.lr.push_back(lr);
+    t.loss_scale.push_back(engine.loss_scale());
+    t.skipped_steps.push_back(engine.skipped_steps());
+    t.end_ns.push_back(clock_ns());
+    if (rank == 0 && request.on_step) request.on_step(step + 1);
+  };
+  if (mesh.pp > 1) {
+    // A PipelineModule of the model's layers: each rank runs its stage through the schedule.
+    PipelineEngine engine(PipelineParts{.backend = backend,
+                                        .settings = settings,
+                                        .module = {.model = model.runner, .partition_method = request.partition_method}});
+    t.setup_end_ns = clock_ns();
+    for (int step = 0; step < request.steps; ++step) {
+      // The LR this batch's step uses (the scheduler moves it after the step).
+      const double lr = engine.core().get_lr().empty() ? 0.0 : engine.core().get_lr()[0];
+      const double loss = engine.train_batch([&] {
+        auto [inputs, labels] = model.batch(micro++);
+        return MicroBatch{inputs, labels};
+      });
+      record_step(step, loss, lr, engine.core());
+    }
+    return t;
+  }
+  Engine engine(EngineParts{.backend = backend, .settings = settings, .runner = model.runner});
+  t.setup_end_ns = clock_ns();
+  for (int step = 0; step < request.steps; ++step) {
+    double loss_sum = 0.0, lr = 0.0;
+    for (i64 k = 0; k < accumulation; ++k) {
+      auto [inputs, labels] = model.batch(micro++);
+      Activation loss = engine.forward(inputs, labels);
+      engine.backward(loss);
+      // The LR this step's update uses (the scheduler moves it after the step).
+      if (engine.is_gradient_accumulation_boundary() && !engine.get_lr().empty()) lr = engine.get_lr()[0];
+      engine.step();
+      loss_sum += engine.loss_value(loss);
+    }
+    record_step(step, loss_sum / static_cast<double>(accumulation), lr, engine);
+  }
+  return t;
+}
+
 SimulateResult run_simulation(const SimulateRequest& request) {
   const Config& config = *request.config;
   const MeshShape& mesh = config.mesh();
   const int world = mesh.world();
   const DType dtype = config_compute_dtype(config);
-  const EngineSettings settings = engine_settings_from(config);
-  const i64 accumulation = settings.gradient_accumulation_steps;
+  // What the engine cannot run is refused before any rank starts.
+  static_cast<void>(engine_settings_from(config));
   if (request.fidelity == sim::Fidelity::numeric && request.attention == AttentionKernel::flash) {
     throw NotImplemented("flash attention in numeric fidelity: the LibTorch model zoo runs standard attention "
                          "(flash attention is a shape-only model of what the kernel saves and computes)");
@@ -163,54 +212,9 @@ SimulateResult run_simulation(const SimulateRequest& request) {
   result.cluster->run([&](comm::Backend&) {
     // The ordinary way a rank finds its backend (inside run(), the calling rank's).
     std::shared_ptr<comm::Backend> backend = comm::create_backend("sim", {});
-    const int rank = backend->rank();
-    const MeshCoordinates coord = device_mesh.coord_of(rank);
-    RankModel model = request.make_model({.model = request.model, .spec = spec, .rank = rank, .dp_rank = coord.dp,
-                                          .dp_size = mesh.dp, .seed = request.seed});
     sim::SimStream& clock = compute_clock(*backend);
-    RankTimeline& t = timelines[static_cast<std::size_t>(timeline_of[static_cast<std::size_t>(rank)])];
-    i64 micro = 0;
-    // What the report needs after each step, from the engine that took it.
-    auto record_step = [&](int step, double mean_loss, double lr, const Engine& engine) {
-      t.mean_loss.push_back(mean_loss);
-      t.lr.push_back(lr);
-      t.loss_scale.push_back(engine.loss_scale());
-      t.skipped_steps.push_back(engine.skipped_steps());
-      t.end_ns.push_back(clock.clock_ns());
-      if (rank == 0 && request.on_step) request.on_step(step + 1);
-    };
-    if (mesh.pp > 1) {
-      // A PipelineModule of the model's layers: each rank runs its stage through the schedule.
-      PipelineEngine engine(PipelineParts{.backend = backend,
-                                          .settings = settings,
-                                          .module = {.model = model.runner, .partition_method = request.partition_method}});
-      t.setup_end_ns = clock.clock_ns();
-      for (int step = 0; step < request.steps; ++step) {
-        // The LR this batch's step uses (the scheduler moves it after the step).
-        const double lr = engine.core().get_lr().empty() ? 0.0 : engine.core().get_lr()[0];
-        const double loss = engine.train_batch([&] {
-          auto [inputs, labels] = model.batch(micro++);
-          return MicroBatch{inputs, labels};
-        });
-        record_step(step, loss, lr, engine.core());
-      }
-      return;
-    }
-    Engine engine(EngineParts{.backend = backend, .settings = settings, .runner = model.runner});
-    t.setup_end_ns = clock.clock_ns();
-    for (int step = 0; step < request.steps; ++step) {
-      double loss_sum = 0.0, lr = 0.0;
-      for (i64 k = 0; k < accumulation; ++k) {
-        auto [inputs, labels] = model.batch(micro++);
-        Activation loss = engine.forward(inputs, labels);
-        engine.backward(loss);
-        // The LR this step's update uses (the scheduler moves it after the step).
-        if (engine.is_gradient_accumulation_boundary() && !engine.get_lr().empty()) lr = engine.get_lr()[0];
-        engine.step();
-        loss_sum += engine.loss_value(loss);
-      }
-      record_step(step, loss_sum / static_cast<double>(accumulation), lr, engine);
-    }
+    timelines[static_cast<std::size_t>(timeline_of[static_cast<std::size_t>(backend->rank())])] =
+        train_rank(request, backend, [&clock] { return clock.clock_ns(); });
   });
 
   // One loss per data-parallel replica: its first tp/sp rank of the last pipeline stage (the

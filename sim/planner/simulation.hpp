@@ -96,6 +96,24 @@ struct SimulateResult {
 // The element type the config trains in: bf16, fp16 or fp32.
 DType config_compute_dtype(const Config& config);
 
+// What one rank saw, step by step.
+struct RankTimeline {
+  std::vector<double> mean_loss;  // mean over the step's micro-batches
+  std::vector<double> lr;
+  std::vector<double> loss_scale;
+  std::vector<std::int64_t> skipped_steps;
+  std::vector<std::int64_t> end_ns;  // clock_ns() after the step
+  std::int64_t setup_end_ns = 0;
+};
+
+// One rank's training run, on any backend: the Engine (the PipelineEngine when pp > 1) over the
+// rank's model from request.make_model for request.steps optimizer steps, timed by clock_ns
+// (the simulator's compute-stream clock; a real backend's wall clock). run_simulation runs it on
+// every simulated rank; a real backend runs it once per process. Uses the request's config,
+// model, steps, seq_len, seed, recompute, tp_sp, attention, partition_method, make_model, on_step.
+RankTimeline train_rank(const SimulateRequest& request, const std::shared_ptr<comm::Backend>& backend,
+                        const std::function<std::int64_t()>& clock_ns);
+
 // Runs the simulation. Throws what the engine or the simulator throws (ConfigError,
 // NotImplemented, OutOfMemory, CommError).
 SimulateResult run_simulation(const SimulateRequest& request);
