@@ -3,29 +3,16 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/cpu/flat_ops.hpp"
+#include "engine/comm/host_reduce.hpp"
 #include "kernels/cpu/reduce.hpp"
 
 namespace twinspeed::sim {
 
 namespace {
 
-kernels::Reduction reduction_of(comm::ReduceOp op) {
-  switch (op) {
-    case comm::ReduceOp::min: return kernels::Reduction::min;
-    case comm::ReduceOp::max: return kernels::Reduction::max;
-    default: return kernels::Reduction::sum;
-  }
-}
-
-// AVG = SUM then scale, through the same kernel every backend uses.
+// AVG = SUM then scale, through the code every backend uses.
 void average_in_place(const CollectiveShape& s, int n, HostBytes& out, std::int64_t count) {
-  if (s.reduce_op != comm::ReduceOp::avg) return;
-  struct Owner final : BufferOwner {
-    void release(Buffer&) noexcept override {}
-  } owner;
-  Buffer view(&owner, MemoryTag::temporaries, s.dtype, count, out.data(), -1);
-  kernels::scale(view.all(), 1.0 / static_cast<double>(n));
+  comm::finish_average(s.reduce_op, out.data(), s.dtype, count, n);
 }
 
 // Reduces `count` elements starting at element `offset` of every input, in group-rank order.
@@ -35,8 +22,7 @@ HostBytes reduce_slice(const CollectiveShape& s, const std::vector<std::span<con
   std::vector<const void*> parts;
   for (const auto& in : inputs) parts.push_back(in.data() + offset * static_cast<std::int64_t>(esize));
   HostBytes out(pool, static_cast<std::size_t>(count) * esize);  // every element is written below
-  kernels::reduce(parts, out.data(), s.dtype, count, reduction_of(s.reduce_op));
-  average_in_place(s, static_cast<int>(inputs.size()), out, count);
+  comm::reduce_contributions(parts, out.data(), s.dtype, count, s.reduce_op);
   return out;
 }
 
@@ -111,7 +97,7 @@ bool is_reduction(comm::CollectiveOp op) {
 void fold_reduction_input(const CollectiveShape& s, HostBytes& acc, bool first, std::span<const std::byte> input,
                           const std::shared_ptr<HostBlockPool>& pool) {
   if (first) acc = HostBytes(pool, static_cast<std::size_t>(s.input_numel) * kernels::accumulator_size(s.dtype));
-  kernels::reduce_into(acc.data(), input.data(), s.dtype, s.input_numel, reduction_of(s.reduce_op), first);
+  kernels::reduce_into(acc.data(), input.data(), s.dtype, s.input_numel, comm::kernel_reduction(s.reduce_op), first);
 }
 
 std::vector<SharedBytes> finish_reduction(const CollectiveShape& s, int n, HostBytes acc,

@@ -15,7 +15,7 @@
 #include "engine/core/trace.hpp"
 #include "sim/cost_model.hpp"
 #include "sim/host_block_pool.hpp"
-#include "sim/memory_ledger.hpp"
+#include "engine/comm/memory_ledger.hpp"
 
 namespace twinspeed::sim {
 
@@ -118,7 +118,7 @@ class SimDevice final : public comm::Device {
   Scheduler* scheduler_;
   RunAhead* run_ahead_;
   std::shared_ptr<HostBlockPool> pool_;
-  MemoryLedger ledger_;
+  comm::MemoryLedger ledger_;
   SimStream compute_;
   std::map<std::string, std::unique_ptr<SimStream>, std::less<>> streams_;
 };

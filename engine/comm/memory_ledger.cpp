@@ -1,10 +1,10 @@
-#include "sim/memory_ledger.hpp"
+#include "engine/comm/memory_ledger.hpp"
 
 #include <algorithm>
 
 #include "engine/core/errors.hpp"
 
-namespace twinspeed::sim {
+namespace twinspeed::comm {
 
 void MemoryLedger::charge(MemoryTag tag, std::int64_t bytes) {
   auto index = static_cast<std::size_t>(tag);
@@ -14,7 +14,7 @@ void MemoryLedger::charge(MemoryTag tag, std::int64_t bytes) {
                        .requested_bytes = bytes,
                        .capacity_bytes = stats_.capacity_bytes,
                        .in_use_bytes = stats_.total_current_bytes},
-                      comm::describe_memory(stats_));
+                      describe_memory(stats_));
   }
   stats_.current_bytes[index] += bytes;
   stats_.peak_bytes[index] = std::max(stats_.peak_bytes[index], stats_.current_bytes[index]);
@@ -30,4 +30,4 @@ void MemoryLedger::release(MemoryTag tag, std::int64_t bytes) noexcept {
   stats_.total_current_bytes -= bytes;
 }
 
-}  // namespace twinspeed::sim
+}  // namespace twinspeed::comm

@@ -1,12 +1,13 @@
 #pragma once
 // Byte-for-byte accounting of one device's memory per tag: current, each tag's own peak, the
-// total peak with the per-tag bytes live at it, and OutOfMemory past capacity. Shared by every simulated and CPU device.
+// total peak with the per-tag bytes live at it, and OutOfMemory past capacity. Shared by every
+// simulated and CPU device (the simulator, Gloo).
 
 #include <cstdint>
 
 #include "engine/comm/device.hpp"
 
-namespace twinspeed::sim {
+namespace twinspeed::comm {
 
 class MemoryLedger {
  public:
@@ -14,11 +15,11 @@ class MemoryLedger {
   // Throws OutOfMemory (with the live breakdown) when bytes would exceed capacity.
   void charge(MemoryTag tag, std::int64_t bytes);
   void release(MemoryTag tag, std::int64_t bytes) noexcept;
-  const comm::MemoryStats& stats() const { return stats_; }
+  const MemoryStats& stats() const { return stats_; }
 
  private:
   int rank_;
-  comm::MemoryStats stats_;
+  MemoryStats stats_;
 };
 
-}  // namespace twinspeed::sim
+}  // namespace twinspeed::comm
