@@ -1,0 +1,158 @@
+// How the Gloo backend fails: a rank that exits or stalls makes the others fail within the
+// timeout with a CommError naming it; a wrong world size, a rank that never starts and an
+// unreachable master fail at start-up with errors naming the variable or the ranks.
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "engine/backends/gloo/gloo_backend.hpp"
+#include "engine/core/errors.hpp"
+#include "gloo/multiprocess.hpp"
+
+namespace twinspeed {
+namespace {
+
+using backends::GlooOptions;
+using std::chrono::milliseconds;
+using testing::run_ranks;
+
+constexpr milliseconds kTimeout{2'000};
+
+GlooOptions options_for(int rank, int world, int port) {
+  return {.rank = rank, .world_size = world, .master_addr = "127.0.0.1", .master_port = port,
+          .connect_timeout = milliseconds(3'000), .timeout = kTimeout};
+}
+
+// Exit codes of the surviving ranks' checks.
+enum : int { kNamedTheRank = 0, kNoError = 10, kWrongError = 11, kTooSlow = 12 };
+
+// Ranks other than `culprit` all-reduce and must fail naming it, within the timeout (plus slack
+// for the store lookup); the culprit does `misbehave` instead of issuing the all-reduce.
+int survivor_or_culprit(int rank, int world, int port, int culprit, const std::function<void()>& misbehave) {
+  auto backend = backends::make_gloo_backend(options_for(rank, world, port));
+  Buffer b = backend->device().allocate(DType::f32, 1024, MemoryTag::grads);
+  backend->world()->all_reduce(b.all())->wait();  // everyone gets this far
+  if (rank == culprit) {
+    misbehave();
+    return kNamedTheRank;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    backend->world()->all_reduce(b.all())->wait();
+  } catch (const CommError& e) {
+    const auto took = std::chrono::steady_clock::now() - start;
+    std::fprintf(stderr, "[rank %d] as expected: %s (%s)\n", rank, e.what(), e.details().c_str());
+    const auto& c = e.context();
+    if (c.missing != std::vector<int>{culprit} || c.op != "all_reduce" || c.group != 0 || c.seq != 2) return kWrongError;
+    if (std::string(e.what()).find(fmt::format("ranks [{}] did not arrive", culprit)) == std::string::npos) return kWrongError;
+    if (took > kTimeout + milliseconds(1'500)) return kTooSlow;
+    return kNamedTheRank;
+  }
+  return kNoError;
+}
+
+TEST(GlooFailures, RankThatExitsIsNamedByTheOthers) {
+  const int port = testing::free_port();
+  auto exits = run_ranks(3, [&](int rank) {
+    return survivor_or_culprit(rank, 3, port, 1, [] { ::_exit(0); });  // dies without a goodbye
+  });
+  for (const auto& e : exits) {
+    EXPECT_FALSE(e.killed) << "rank " << e.rank << " hung";
+    EXPECT_EQ(e.code, kNamedTheRank) << "rank " << e.rank << " (signal " << e.signal << ")";
+  }
+}
+
+TEST(GlooFailures, RankThatStallsIsNamedAfterTheTimeout) {
+  const int port = testing::free_port();
+  auto exits = run_ranks(2, [&](int rank) {
+    return survivor_or_culprit(rank, 2, port, 1, [] { std::this_thread::sleep_for(kTimeout + milliseconds(1'000)); });
+  });
+  for (const auto& e : exits) {
+    EXPECT_FALSE(e.killed) << "rank " << e.rank << " hung";
+    EXPECT_EQ(e.code, kNamedTheRank) << "rank " << e.rank;
+  }
+}
+
+TEST(GlooFailures, MismatchedWorldSizeFailsAtStartUp) {
+  const int port = testing::free_port();
+  auto exits = run_ranks(2, [&](int rank) {
+    try {
+      backends::make_gloo_backend(options_for(rank, rank == 1 ? 3 : 2, port));
+    } catch (const ConfigError& e) {
+      std::fprintf(stderr, "[rank %d] as expected: %s\n", rank, e.what());
+      return e.path() == "WORLD_SIZE" && std::string(e.what()).find("rank 1 has WORLD_SIZE 3") != std::string::npos ? 0 : 1;
+    }
+    return 2;
+  });
+  for (const auto& e : exits) {
+    EXPECT_FALSE(e.killed) << "rank " << e.rank << " hung";
+    EXPECT_EQ(e.code, 0) << "rank " << e.rank;
+  }
+}
+
+TEST(GlooFailures, RankThatNeverStartsIsNamedAtStartUp) {
+  const int port = testing::free_port();
+  GlooOptions o = options_for(0, 3, port);
+  o.connect_timeout = milliseconds(500);
+  auto exits = run_ranks(2, [&](int rank) {
+    GlooOptions mine = o;
+    mine.rank = rank;
+    try {
+      backends::make_gloo_backend(mine);
+    } catch (const CommError& e) {
+      std::fprintf(stderr, "[rank %d] as expected: %s\n", rank, e.what());
+      // Rank 0 names the missing rank; rank 1 may instead see the store go away with rank 0.
+      if (e.context().missing == std::vector<int>{2}) return 0;
+      return rank == 1 && std::string(e.what()).find("store went away") != std::string::npos ? 0 : 1;
+    }
+    return 2;
+  });
+  for (const auto& e : exits) {
+    EXPECT_FALSE(e.killed) << "rank " << e.rank << " hung";
+    EXPECT_EQ(e.code, 0) << "rank " << e.rank;
+  }
+}
+
+TEST(GlooFailures, UnreachableMasterFailsAtStartUp) {
+  GlooOptions o = options_for(1, 2, testing::free_port());  // rank 1: nobody serves the store
+  o.connect_timeout = milliseconds(300);
+  try {
+    backends::make_gloo_backend(o);
+    FAIL() << "connected to nothing";
+  } catch (const CommError& e) {
+    EXPECT_NE(std::string(e.what()).find(fmt::format("cannot reach the TCP store at 127.0.0.1:{}", o.master_port)),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("MASTER_ADDR"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GlooFailures, BadRankAndBadInputAreTypedErrors) {
+  EXPECT_THROW(backends::make_gloo_backend(options_for(2, 2, 1)), ConfigError);
+  EXPECT_THROW(backends::make_gloo_backend(options_for(0, 0, 1)), ConfigError);
+  const int port = testing::free_port();
+  auto exits = run_ranks(1, [&](int) {
+    auto backend = backends::make_gloo_backend(options_for(0, 1, port));
+    Buffer in = backend->device().allocate(DType::f32, 5, MemoryTag::temporaries);
+    Buffer out = backend->device().allocate(DType::f32, 3, MemoryTag::temporaries);
+    int typed = 0;
+    try {
+      backend->world()->all_gather(in.all(), out.all());
+    } catch (const CommError&) {
+      ++typed;
+    }
+    try {
+      backend->world()->broadcast(in.all(), 3);
+    } catch (const CommError&) {
+      ++typed;
+    }
+    return typed == 2 ? 0 : 1;
+  });
+  EXPECT_EQ(exits[0].code, 0);
+}
+
+}  // namespace
+}  // namespace twinspeed
