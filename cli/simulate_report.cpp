@@ -9,6 +9,35 @@
 
 namespace twinspeed::cli {
 
+void print_warning(const ReportWarning& w) {
+  std::fprintf(stderr, "%s: %s%s%s\n", w.note ? "note" : "warning", w.path.c_str(), w.path.empty() ? "" : ": ",
+               w.message.c_str());
+}
+
+void print_step_rows(const std::vector<planner::StepReport>& steps) {
+  std::printf("\n%6s  %12s  %12s  %10s  %8s  %12s\n", "step", "loss", "lr", "loss scale", "skipped", "step time");
+  for (const planner::StepReport& s : steps) {
+    const std::string loss = s.loss ? fmt::format("{:.5f}", *s.loss) : "-";
+    std::printf("%6lld  %12s  %12.6g  %10g  %8lld  %12s\n", static_cast<long long>(s.step), loss.c_str(), s.lr,
+                s.loss_scale, static_cast<long long>(s.skipped_steps), seconds_text(s.step_time_ns).c_str());
+  }
+}
+
+nlohmann::ordered_json steps_json(const std::vector<planner::StepReport>& steps) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const planner::StepReport& s : steps) {
+    out.push_back({{"step", s.step},
+                   {"loss", s.loss ? nlohmann::ordered_json(*s.loss) : nlohmann::ordered_json(nullptr)},
+                   {"lr", s.lr},
+                   {"loss_scale", s.loss_scale},
+                   {"skipped", s.skipped},
+                   {"skipped_steps", s.skipped_steps},
+                   {"step_time_s", static_cast<double>(s.step_time_ns) * 1e-9},
+                   {"step_time_ns", s.step_time_ns}});
+  }
+  return out;
+}
+
 namespace {
 
 using i64 = std::int64_t;
@@ -55,7 +84,8 @@ void print_header(const SimulateReport& rep) {
   const Config& c = *rep.config;
   const MeshShape& m = c.mesh();
   const ModelConfig& model = *rep.model;
-  std::printf("twinspeed simulate: %s on %s (%s), %d ranks = pp %d x dp %d x sp %d x tp %d\n", rep.model_name.c_str(),
+  std::printf("twinspeed %s: %s on %s (%s), %d ranks = pp %d x dp %d x sp %d x tp %d\n", rep.command.c_str(),
+              rep.model_name.c_str(),
               rep.cluster_name.c_str(), rep.cluster->device.name.c_str(), m.world(), m.pp, m.dp, m.sp, m.tp);
   std::printf("model    %s: %lld layers, hidden %lld, %lld heads, vocab %lld; %s parameters per tp rank\n",
               model.model_type.c_str(), static_cast<long long>(model.num_layers),
@@ -84,12 +114,7 @@ void print_header(const SimulateReport& rep) {
 
 void print_steps(const SimulateReport& rep) {
   const planner::SimulateResult& r = *rep.result;
-  std::printf("\n%6s  %12s  %12s  %10s  %8s  %12s\n", "step", "loss", "lr", "loss scale", "skipped", "step time");
-  for (const planner::StepReport& s : r.steps) {
-    const std::string loss = s.loss ? fmt::format("{:.5f}", *s.loss) : "-";
-    std::printf("%6lld  %12s  %12.6g  %10g  %8lld  %12s\n", static_cast<long long>(s.step), loss.c_str(), s.lr,
-                s.loss_scale, static_cast<long long>(s.skipped_steps), seconds_text(s.step_time_ns).c_str());
-  }
+  print_step_rows(r.steps);
   const auto steps = static_cast<i64>(r.steps.size());
   std::printf("\nsimulated time %s for %lld steps after a %s set-up (virtual clocks; no contention model)\n",
               seconds_text(r.total_time_ns).c_str(), static_cast<long long>(steps),
@@ -187,17 +212,7 @@ ordered_json simulate_json(const SimulateReport& rep) {
   const Config& c = *rep.config;
   const MeshShape& m = c.mesh();
   const planner::SimulateResult& r = *rep.result;
-  ordered_json steps = ordered_json::array();
-  for (const planner::StepReport& s : r.steps) {
-    steps.push_back({{"step", s.step},
-                     {"loss", s.loss ? ordered_json(*s.loss) : ordered_json(nullptr)},
-                     {"lr", s.lr},
-                     {"loss_scale", s.loss_scale},
-                     {"skipped", s.skipped},
-                     {"skipped_steps", s.skipped_steps},
-                     {"step_time_s", static_cast<double>(s.step_time_ns) * 1e-9},
-                     {"step_time_ns", s.step_time_ns}});
-  }
+  const ordered_json steps = steps_json(r.steps);
   ordered_json ranks = ordered_json::array();
   for (std::size_t rank = 0; rank < r.memory.size(); ++rank) {
     const comm::MemoryStats& mem = r.memory[rank];
@@ -220,7 +235,7 @@ ordered_json simulate_json(const SimulateReport& rep) {
     overrides.push_back({{"path", o.path}, {"file_value", o.file_value}, {"flag_value", o.flag_value}});
   }
   ordered_json out;
-  out["schema"] = "twinspeed.simulate/1";
+  out["schema"] = fmt::format("twinspeed.{}/1", rep.command);
   out["config"] = rep.config_path;
   out["model"] = {{"name", rep.model_name},
                   {"model_type", rep.model->model_type},

@@ -20,6 +20,7 @@ struct ReportWarning {
 };
 
 struct SimulateReport {
+  std::string command = "simulate";  // or "train" (--backend sim): the header and the JSON schema
   std::string config_path;
   std::string model_name;  // the --model argument
   std::string cluster_name;
@@ -39,12 +40,18 @@ struct SimulateReport {
   const planner::SimulateResult* result = nullptr;
 };
 
+// "warning: <path>: <message>" (or "note: ...") on stderr.
+void print_warning(const ReportWarning& w);
+
 // "1.50 GiB", "12.00 MiB", "512 B": binary units.
 std::string format_bytes(std::int64_t bytes);
 // "1.234 s" from a second up, else "12.345 ms".
 std::string seconds_text(std::int64_t ns);
 
 void print_simulate_table(const SimulateReport& report);
+// The per-step table and JSON rows, shared by simulate and train.
+void print_step_rows(const std::vector<planner::StepReport>& steps);
+nlohmann::ordered_json steps_json(const std::vector<planner::StepReport>& steps);
 nlohmann::ordered_json simulate_json(const SimulateReport& report);
 
 }  // namespace twinspeed::cli

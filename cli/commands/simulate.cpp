@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "cli/command.hpp"
 #include "cli/progress.hpp"
 #include "cli/simulate_numeric.hpp"
+#include "cli/simulate_command.hpp"
 #include "cli/simulate_report.hpp"
 #include "sim/planner/simulation.hpp"
 #include "engine/core/errors.hpp"
@@ -26,34 +28,15 @@ namespace twinspeed::cli {
 
 namespace {
 
-struct SimulateArgs {
-  std::string config;
-  std::string model;
-  std::string cluster;
-  int world = 1;
-  std::optional<int> pp;
-  int steps = 1;
-  std::int64_t seq = 0;
-  CLI::Option* seq_option = nullptr;
-  std::string fidelity;  // empty: chosen from the host memory estimate
-  std::string recompute = "none";
-  bool all_ranks = false;
-  std::uint64_t seed = 0;
-  std::string trace;
-  bool json = false;
-  bool per_rank = false;
-  bool no_progress = false;
-};
-
 // --seq, else the model's default (its training length, or its positions capped at 4096).
 std::pair<std::int64_t, std::string> resolve_seq(const SimulateArgs& args, const ModelConfig& model) {
-  if (args.seq_option->count() > 0) {
-    if (model.learned_positions && args.seq > model.max_positions) {
-      throw ConfigError("--seq", std::to_string(args.seq),
+  if (args.seq) {
+    if (model.learned_positions && *args.seq > model.max_positions) {
+      throw ConfigError("--seq", std::to_string(*args.seq),
                         fmt::format("longer than the model's learned position table (n_positions {})",
                                     model.max_positions));
     }
-    return {args.seq, "--seq"};
+    return {*args.seq, "--seq"};
   }
   DefaultSeqLen seq = default_seq_length(model);
   return {seq.value, std::move(seq.source)};
@@ -91,14 +74,39 @@ FidelityChoice choose_fidelity(const SimulateArgs& args, const Config& config, c
   return {sim::Fidelity::numeric, fmt::format("default: {}, within half of {}", estimate, format_bytes(*host)), {}};
 }
 
-void print_warning(const ReportWarning& w) {
-  std::fprintf(stderr, "%s: %s%s%s\n", w.note ? "note" : "warning", w.path.c_str(), w.path.empty() ? "" : ": ",
-               w.message.c_str());
+
+}  // namespace
+
+RunSetup prepare_run(const SimulateArgs& args) {
+  RunSetup r{.config = Config::load(args.config, LoadOptions{.world = args.world, .pp = args.pp}),
+             .model = load_model_preset(args.model)};
+  std::tie(r.seq_len, r.seq_source) = resolve_seq(args, r.model);
+  r.recompute = parse_recompute(args.recompute);
+  const PipelineConfig& pipe = r.config.pipeline();
+  if (r.config.mesh().pp > 1 && pipe.activation_checkpoint_interval > 0 && r.recompute == RecomputeMode::none) {
+    // DeepSpeed's PipelineModule checkpoints every `interval` layers; the zoo checkpoints blocks.
+    r.recompute = RecomputeMode::full;
+    r.checkpoint_note = fmt::format("activation_checkpoint_interval {}: the transformer blocks recompute their "
+                                    "forward in backward (as --recompute full{})",
+                                    pipe.activation_checkpoint_interval,
+                                    pipe.activation_checkpoint_interval > 1 ? "; every block keeps its input, where "
+                                                                              "DeepSpeed keeps one per interval" : "");
+  }
+  // DeepSpeed's PipelineModule takes its partition_method as an argument ("parameters" by
+  // default); twinspeed reads pipeline.partition, whose DeepSpeed default "best" means that.
+  r.partition = pipe.partition.empty() || pipe.partition == "best" ? "parameters" : pipe.partition;
+  return r;
 }
 
 void run_simulate(const SimulateArgs& args) {
-  const Config config = Config::load(args.config, LoadOptions{.world = args.world, .pp = args.pp});
-  const ModelConfig model = load_model_preset(args.model);
+  const RunSetup setup = prepare_run(args);
+  const Config& config = setup.config;
+  const ModelConfig& model = setup.model;
+  const std::int64_t seq_len = setup.seq_len;
+  const std::string& seq_source = setup.seq_source;
+  const RecomputeMode recompute = setup.recompute;
+  const std::optional<std::string>& checkpoint_note = setup.checkpoint_note;
+  const std::string& partition = setup.partition;
   const sim::ClusterSpec cluster = sim::resolve_cluster(args.cluster);
   if (cluster.inter_node.kind == "none" && args.world > cluster.devices_per_node) {
     // Growing the cluster to more nodes would need a network it does not have.
@@ -106,29 +114,13 @@ void run_simulate(const SimulateArgs& args) {
                       fmt::format("cluster {} has no network between nodes: at most {} ranks (its devices per node)",
                                   cluster.name, cluster.devices_per_node));
   }
-  const auto [seq_len, seq_source] = resolve_seq(args, model);
   const FidelityChoice fidelity = choose_fidelity(args, config, model, seq_len);
-  RecomputeMode recompute = parse_recompute(args.recompute);
-  std::optional<std::string> checkpoint_note;
-  const PipelineConfig& pipe = config.pipeline();
-  if (config.mesh().pp > 1 && pipe.activation_checkpoint_interval > 0 && recompute == RecomputeMode::none) {
-    // DeepSpeed's PipelineModule checkpoints every `interval` layers; the zoo checkpoints blocks.
-    recompute = RecomputeMode::full;
-    checkpoint_note = fmt::format("activation_checkpoint_interval {}: the transformer blocks recompute their forward "
-                                  "in backward (as --recompute full{})",
-                                  pipe.activation_checkpoint_interval,
-                                  pipe.activation_checkpoint_interval > 1 ? "; every block keeps its input, where "
-                                                                            "DeepSpeed keeps one per interval" : "");
-  }
-  // DeepSpeed's PipelineModule takes its partition_method as an argument ("parameters" by
-  // default); twinspeed reads pipeline.partition, whose DeepSpeed default "best" means that.
-  const std::string partition = pipe.partition.empty() || pipe.partition == "best" ? "parameters" : pipe.partition;
   if (recompute == RecomputeMode::selective && fidelity.fidelity == sim::Fidelity::numeric) {
     throw NotImplemented("--recompute selective: the model zoo recomputes whole blocks only (full); run it with "
                          "--fidelity shape");
   }
 
-  SimulateReport report{.config_path = args.config, .model_name = args.model, .cluster_name = cluster.name,
+  SimulateReport report{.command = args.command, .config_path = args.config, .model_name = args.model, .cluster_name = cluster.name,
                         .config = &config, .model = &model, .cluster = &cluster, .seq_len = seq_len,
                         .seq_source = seq_source, .fidelity = fidelity.fidelity,
                         .fidelity_source = fidelity.source, .all_ranks = args.all_ranks,
@@ -167,11 +159,10 @@ void run_simulate(const SimulateArgs& args) {
     print_simulate_table(report);
   }
   // Wall time varies from run to run: stderr, so stdout stays identical for identical runs.
-  std::fprintf(stderr, "note: simulate: %d ranks x %d steps simulated in %.3f s wall time%s\n", config.mesh().world(),
+  std::fprintf(stderr, "note: %s: %d ranks x %d steps simulated in %.3f s wall time%s\n", args.command.c_str(),
+               config.mesh().world(),
                args.steps, wall_s, args.trace.empty() ? "" : fmt::format("; trace written to {}", args.trace).c_str());
 }
-
-}  // namespace
 
 void register_simulate_command(CLI::App& app) {
   auto args = std::make_shared<SimulateArgs>();
@@ -195,10 +186,9 @@ void register_simulate_command(CLI::App& app) {
   cmd->add_option("--steps", args->steps, "Optimizer steps (accumulation boundaries) to run")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  args->seq_option = cmd->add_option("--seq", args->seq,
-                                     "Sequence length (default: the model's n_positions / max_position_embeddings, "
-                                     "at most 4096)")
-                         ->check(CLI::PositiveNumber);
+  cmd->add_option("--seq", args->seq,
+                  "Sequence length (default: the model's n_positions / max_position_embeddings, at most 4096)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--fidelity", args->fidelity,
                   "numeric (real CPU math on every rank) or shape (data-less buffers); default: numeric when the "
                   "estimate fits in half the host memory")
