@@ -9,7 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <nlohmann/json.hpp>
+
 #include <chrono>
+#include <cmath>
 #include <string>
 #include <thread>
 #include <vector>
@@ -169,6 +175,54 @@ TEST(Launch, ANodeRankOutsideTheNodesIsAUsageError) {
   const LaunchRun run = run_twinspeed({"launch", "--nproc-per-node", "1", "--nnodes", "2", "--node-rank", "2", "--", "true"});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_NE(run.err.find("--node-rank 2 must be in [0, 2)"), std::string::npos) << run.err;
+}
+
+// A TCP port nobody listens on now (bound to port 0, then released).
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// The promise end to end: the config `train --backend sim` ran on two simulated ranks, run
+// by two Gloo processes under the launcher, gives the same losses (up to the summation order of
+// Gloo's transport against the simulator's: a relative 1e-5).
+TEST(LaunchTrain, TwoGlooProcessesTrainLikeTwoSimulatedRanks) {
+  const std::vector<std::string> train = {"--config", "configs/zero2_fp32.json", "--model", "gpt-bench", "--steps", "2",
+                                          "--seq", "32", "--json", "--no-progress"};
+  std::vector<std::string> sim_args = {"train", "--backend", "sim", "--cluster", "local-cpu", "--world", "2"};
+  sim_args.insert(sim_args.end(), train.begin(), train.end());
+  std::vector<std::string> gloo_args = {"launch", "--nproc-per-node", "2", "--master-port", std::to_string(free_port()),
+                                        "--", TWINSPEED_BINARY, "train", "--backend", "gloo", "--timeout", "60"};
+  gloo_args.insert(gloo_args.end(), train.begin(), train.end());
+  const LaunchRun sim = run_twinspeed(sim_args);
+  const LaunchRun gloo = run_twinspeed(gloo_args);
+  ASSERT_EQ(sim.exit_code, 0) << sim.err;
+  ASSERT_EQ(gloo.exit_code, 0) << gloo.err;
+  // Rank 0's JSON, without the launcher's prefixes.
+  std::string rank0;
+  for (std::size_t at = 0; at < gloo.out.size();) {
+    const std::size_t end = gloo.out.find('\n', at);
+    const std::string line = gloo.out.substr(at, end - at);
+    if (line.rfind("[rank0]: ", 0) == 0) rank0 += line.substr(9) + "\n";
+    at = end == std::string::npos ? gloo.out.size() : end + 1;
+  }
+  const nlohmann::json a = nlohmann::json::parse(sim.out), b = nlohmann::json::parse(rank0);
+  EXPECT_EQ(b["schema"], "twinspeed.train/1");
+  EXPECT_EQ(b["backend"], "gloo");
+  ASSERT_EQ(a["steps"].size(), 2u);
+  ASSERT_EQ(b["steps"].size(), 2u);
+  for (std::size_t s = 0; s < 2; ++s) {
+    const double x = a["steps"][s]["loss"], y = b["steps"][s]["loss"];
+    EXPECT_NEAR(x, y, 1e-5 * std::abs(x)) << "step " << s + 1;
+    EXPECT_EQ(a["steps"][s]["lr"], b["steps"][s]["lr"]);
+  }
 }
 
 }  // namespace
