@@ -3,8 +3,11 @@
 // recorded on a stream completes when everything launched before it has; waiting for an event on
 // another stream orders that stream's later work after it (without blocking the host).
 //
-// On CPU backends and in the numeric simulator the compute stream is the calling thread: launch()
-// runs fn before it returns and its events are complete when recorded.
+// launch() calls fn before it returns on every backend, so fn may capture by reference: on CUDA fn
+// enqueues kernels on the stream; on CPU backends and in the numeric simulator fn is the work
+// itself and runs after the stream's earlier work (a comm stream's pending collectives) has
+// finished. On CPU backends and in the numeric simulator the compute stream is the calling thread:
+// its events are complete when recorded.
 
 #include <functional>
 #include <memory>

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/comm/backend.hpp"
 #include "engine/comm/device.hpp"
 #include "engine/core/trace.hpp"
 #include "engine/zero/model_layout.hpp"
@@ -54,6 +55,11 @@ struct RunResult {
 std::shared_ptr<sim::CostModel> toy_costs();
 
 nlohmann::json config_of(const RunSpec& spec);
+// The whole run on a simulated cluster of spec.world ranks.
 RunResult run(const RunSpec& spec);
+// One rank's part of the run on any backend (a simulated rank, a Gloo process): fills what rank
+// backend->rank() contributes to out (rank 0: parameters, losses, ...; every rank: its memory).
+// Ignores spec.capacity_bytes (the backend's own).
+void train_rank(const RunSpec& spec, const std::shared_ptr<comm::Backend>& backend, RunResult& out);
 
 }  // namespace twinspeed::testing

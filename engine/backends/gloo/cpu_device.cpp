@@ -4,7 +4,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <utility>
 
 #include "engine/core/errors.hpp"
 
@@ -111,15 +110,23 @@ void WorkerStream::submit(std::function<void()> task) {
   changed_.notify_one();
 }
 
+// As on CUDA, where fn runs on the host during launch() and enqueues kernels, fn is done when
+// launch() returns (so it may capture by reference); here it runs on the worker, after the work
+// queued before it (the collectives it depends on), and the caller waits for it.
 void WorkerStream::launch(std::string_view name, const comm::ComputeCost& cost, const std::function<void()>& fn) {
-  submit([this, name = std::string(name), cost, fn] {
+  // Shared: the worker may still be notifying when the waiter returns.
+  auto done = std::make_shared<CpuEvent::State>();
+  std::exception_ptr error;
+  submit([&, done] {
     try {
       run_traced(name_, rank_, tracer_, clock_, name, cost, fn);
     } catch (...) {
-      std::lock_guard lock(mutex_);
-      if (!error_) error_ = std::current_exception();
+      error = std::current_exception();
     }
+    done->complete();
   });
+  done->wait();
+  if (error) std::rethrow_exception(error);
 }
 
 std::shared_ptr<comm::Event> WorkerStream::record() {
@@ -134,11 +141,7 @@ void WorkerStream::wait(const comm::Event& event) {
   submit([state] { state->wait(); });
 }
 
-void WorkerStream::synchronize() {
-  record()->synchronize();
-  std::lock_guard lock(mutex_);
-  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-}
+void WorkerStream::synchronize() { record()->synchronize(); }
 
 // ---------------------------------------------------------------------------------------------
 

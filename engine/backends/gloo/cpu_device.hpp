@@ -4,8 +4,10 @@
 // backends:
 //  - the compute stream is the calling thread: launch() runs fn before it returns, its events
 //    are complete when recorded, and waiting on an event blocks the caller until it completes;
-//  - each comm stream is one FIFO worker thread: launch()/submit() queue work, record() queues an
-//    event, wait(event) queues a wait, so communication really overlaps compute.
+//  - each comm stream is one FIFO worker thread: collectives (submit()) are queued, record()
+//    queues an event, wait(event) queues a wait, so communication really overlaps compute;
+//    launch() runs fn on the worker after the queued work and returns when fn is done (the seam's
+//    contract: fn runs before launch returns, as on CUDA, where it enqueues kernels).
 // Time in traces is wall-clock nanoseconds since the device's epoch (see set_epoch).
 
 #include <chrono>
@@ -84,7 +86,8 @@ class WorkerStream final : public CpuStream {
   // Finishes the queued work, then stops the thread.
   ~WorkerStream() override;
   std::string_view name() const override { return name_; }
-  // fn runs on the worker; an exception it throws is rethrown by the next synchronize().
+  // Runs fn on the worker after the work queued before it; returns when fn is done, rethrowing
+  // what it threw.
   void launch(std::string_view name, const comm::ComputeCost& cost, const std::function<void()>& fn) override;
   std::shared_ptr<comm::Event> record() override;
   void wait(const comm::Event& event) override;
@@ -101,7 +104,6 @@ class WorkerStream final : public CpuStream {
   std::condition_variable changed_;
   std::deque<std::function<void()>> queue_;
   bool stopping_ = false;
-  std::exception_ptr error_;
   std::thread thread_;
 };
 
