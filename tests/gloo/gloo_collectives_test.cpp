@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <thread>
 #include <cstdio>
 #include <vector>
 
@@ -264,6 +265,26 @@ TEST(GlooCollectives, RegistryCreatesGlooWithSettings) {
     backend->world()->all_reduce(b.all(), {.reduce_op = ReduceOp::avg})->wait();
     const bool ok = static_cast<float*>(b.data())[0] == 1.5f && backend->device().memory().current(MemoryTag::grads) == 12;
     return ok ? 0 : 3;
+  }));
+}
+
+// A collective is queued on its comm stream's worker: the host goes on computing while it waits
+// for a late peer, and wait() then delivers the result.
+TEST(GlooCollectives, CommunicationOverlapsCompute) {
+  const int port = testing::free_port();
+  expect_all_zero(run_ranks(2, [&](int rank) {
+    auto backend = backends::make_gloo_backend(options_for(rank, 2, port));
+    Buffer b = backend->device().allocate(DType::f32, 1 << 16, MemoryTag::grads);
+    for (std::int64_t i = 0; i < b.numel(); ++i) static_cast<float*>(b.data())[i] = static_cast<float>(rank + 1);
+    if (rank == 1) std::this_thread::sleep_for(milliseconds(300));
+    const auto start = std::chrono::steady_clock::now();
+    comm::WorkPtr work = backend->world()->all_reduce(b.all());
+    bool computed_meanwhile = false;
+    backend->device().compute_stream().launch("compute", {}, [&] { computed_meanwhile = !work->is_completed(); });
+    const auto issued = std::chrono::steady_clock::now() - start;
+    work->wait();
+    if (rank == 0 && (!computed_meanwhile || issued > milliseconds(100))) return 4;
+    return static_cast<float*>(b.data())[b.numel() - 1] == 3.0f ? 0 : 5;
   }));
 }
 

@@ -76,6 +76,27 @@ TEST(GlooFailures, RankThatStallsIsNamedAfterTheTimeout) {
   }
 }
 
+TEST(GlooFailures, DifferentOpsAtTheSameSeqAreADesyncNamingTheOtherRank) {
+  const int port = testing::free_port();
+  auto exits = run_ranks(2, [&](int rank) {
+    auto backend = backends::make_gloo_backend(options_for(rank, 2, port));
+    Buffer b = backend->device().allocate(DType::f32, 8, MemoryTag::grads);
+    try {
+      if (rank == 0) backend->world()->all_reduce(b.all())->wait();
+      else backend->world()->broadcast(b.all(), 1)->wait();
+    } catch (const CommError& e) {
+      std::fprintf(stderr, "[rank %d] as expected: %s (%s)\n", rank, e.what(), e.details().c_str());
+      const bool named = e.context().missing == std::vector<int>{1 - rank} &&
+                         e.details().find(fmt::format("desync: rank {} issued {}", 1 - rank,
+                                                      rank == 0 ? "broadcast" : "all_reduce")) != std::string::npos;
+      return named ? 0 : 1;
+    }
+    return rank == 1 ? 0 : 2;  // the root of a broadcast may finish: its data left
+  });
+  EXPECT_EQ(exits[0].code, 0);
+  for (const auto& e : exits) EXPECT_FALSE(e.killed) << "rank " << e.rank << " hung";
+}
+
 TEST(GlooFailures, MismatchedWorldSizeFailsAtStartUp) {
   const int port = testing::free_port();
   auto exits = run_ranks(2, [&](int rank) {

@@ -302,7 +302,7 @@ CommError GlooComm::failure(comm::CollectiveOp op, std::int64_t seq, std::int64_
                             std::chrono::steady_clock::time_point deadline) const {
   GlooRank& r = *g_->owner;
   const std::string op_name(comm::collective_op_name(op));
-  std::vector<int> missing;
+  std::vector<int> missing, desynced;
   std::vector<std::string> notes;
   try {
     std::vector<std::string> keys;
@@ -327,7 +327,7 @@ CommError GlooComm::failure(comm::CollectiveOp op, std::int64_t seq, std::int64_
           still.push_back(member);
           notes.push_back(fmt::format("rank {}'s last was seq {} ({})", member, p->seq, p->op));
         } else if (p->seq == seq && (p->op != op_name || p->bytes != bytes)) {
-          missing.push_back(member);  // desync: it will not arrive with this op
+          desynced.push_back(member);  // it will not arrive with this op
           notes.push_back(fmt::format("desync: rank {} issued {} of {} bytes at seq {}", member, p->op, p->bytes, seq));
         }
       }
@@ -335,12 +335,16 @@ CommError GlooComm::failure(comm::CollectiveOp op, std::int64_t seq, std::int64_
       if (behind.empty() || std::chrono::steady_clock::now() >= deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    missing.insert(missing.end(), behind.begin(), behind.end());
-    std::sort(missing.begin(), missing.end());
+    missing = std::move(behind);
   } catch (const std::exception& e) {
     notes.push_back(fmt::format("the store could not say who is missing: {}", e.what()));
   }
-  std::string who = missing.empty() ? "every rank arrived" : fmt::format("ranks {} did not arrive", missing);
+  std::vector<std::string> whos;
+  if (!missing.empty()) whos.push_back(fmt::format("ranks {} did not arrive", missing));
+  if (!desynced.empty()) whos.push_back(fmt::format("desync: ranks {} issued another op or size at this seq", desynced));
+  std::string who = whos.empty() ? "every rank arrived" : fmt::format("{}", fmt::join(whos, "; "));
+  missing.insert(missing.end(), desynced.begin(), desynced.end());
+  std::sort(missing.begin(), missing.end());
   return CommError(fmt::format("gloo {} (group {} '{}', seq {}, {} bytes) failed on rank {}: {}", op_name, g_->id,
                                g_->kind, seq, bytes, r.global_rank, who),
                    {.group = g_->id, .seq = seq, .op = op_name, .rank = r.global_rank, .missing = missing},
