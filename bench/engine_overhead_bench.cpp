@@ -13,6 +13,9 @@
 //                                rank running the model zoo's runner: everything is timed (cluster,
 //                                8 model builds, 8 engines, the step). Counter x_plain = its time /
 //                                BM_PlainLoop's mean time at the same thread count in this run.
+//   BM_GlooEngine/<threads>      the Engine training for real in this process on the Gloo backend
+//                                (world 1): 8 optimizer steps (one micro-batch each) of the same
+//                                config and runner, built and warmed untimed; x_plain as above.
 //   BM_SimulatedZero2Setup/1     the same without the step (cluster, models, engines): what of the
 //                                above is setup.
 //   BM_SimulationHostMemory      peak RSS of a child process running BM_SimulatedZero2's work minus
@@ -43,7 +46,9 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/torch_bench_support.hpp"
+#include "engine/comm/registry.hpp"
 #include "engine/config/config.hpp"
+#include "engine/core/errors.hpp"
 #include "engine/model/torch_counting_allocator.hpp"
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/engine_settings.hpp"
@@ -190,6 +195,48 @@ void simulated(benchmark::State& state, int steps) {
 }
 
 void BM_SimulatedZero2(benchmark::State& state) { simulated(state, 1); }
+
+// One process training for real on the Gloo backend (world 1, issue 8's engine overhead): the
+// Engine with the same config and zoo runner, 8 optimizer steps per iteration as BM_PlainLoop's 8
+// iterations, built and warmed by one step untimed. x_plain = its time / BM_PlainLoop's.
+void BM_GlooEngine(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  use_threads(threads);
+  const Workload& w = workload();
+  std::shared_ptr<comm::Backend> backend;
+  try {
+    const nlohmann::json settings = {{"master_port", 20000 + getpid() % 20000}};
+    backend = comm::create_backend("gloo", {.rank = 0, .world_size = 1, .settings_json = settings.dump()});
+  } catch (const Error& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  const EngineSettings settings = engine_settings_from(Config::from_json(zero2_fp32_config(), {.world = 1}));
+  auto runner = make_torch_model_runner(
+      w.model, {.spec = {.micro_batch = kMicroBatch, .seq_len = w.seq, .dtype_bytes = 4}, .dropout_seed = 1234});
+  Engine engine(EngineParts{.backend = backend, .settings = settings, .runner = runner});
+  auto iteration = [&](std::int64_t i) {
+    const Batch b = w.data.micro_batch(i, 0, 1, kMicroBatch);
+    Activation loss = engine.forward(wrap_tensor(b.inputs), wrap_tensor(b.labels));
+    engine.backward(loss);
+    engine.step();
+  };
+  iteration(0);
+  double total = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kWorld; ++i) iteration(i);
+    const double s = seconds_since(start);
+    state.SetIterationTime(s);
+    total += s;
+  }
+  state.counters["threads"] = static_cast<double>(at::get_num_threads());
+  auto it = plain_seconds().find(threads);
+  if (it != plain_seconds().end() && it->second.second > 0) {
+    state.counters["x_plain"] = total / static_cast<double>(state.iterations()) /
+                                (it->second.first / static_cast<double>(it->second.second));
+  }
+}
 void BM_SimulatedZero2Setup(benchmark::State& state) { simulated(state, 0); }
 
 // --- host memory, measured in child processes -------------------------------------------------
@@ -262,6 +309,7 @@ void BM_SimulationHostMemory(benchmark::State& state) {
 
 BENCHMARK(BM_PlainLoop)->Arg(1)->Arg(2)->Iterations(3)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK(BM_SimulatedZero2)->Arg(1)->Arg(2)->Iterations(3)->Unit(benchmark::kMillisecond)->UseManualTime();
+BENCHMARK(BM_GlooEngine)->Arg(1)->Arg(2)->Iterations(3)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK(BM_SimulatedZero2Setup)->Arg(1)->Iterations(2)->Unit(benchmark::kMillisecond)->UseManualTime();
 BENCHMARK(BM_SimulationHostMemory)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
