@@ -478,7 +478,9 @@ comm::WorkPtr SimComm::issue(comm::CollectiveOp op, BufferView in, BufferView ou
   }
   mine.sum = in.has_data() ? checksum(in.data(), static_cast<std::size_t>(in.bytes())) : 0;
   mine.ready_ns = stream.clock_ns();
-  mine.timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(o.timeout).count();
+  mine.timeout_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(comm::resolve_timeout(o.timeout, comm::kDefaultCommTimeout))
+          .count();
   mine.stream = &stream;
   if (op != comm::CollectiveOp::reduce || group_rank_ == root) poison_outside(out, in);
   if (++p.issued == p.expected) execute(p);
@@ -585,7 +587,10 @@ comm::WorkPtr SimComm::batch_p2p(std::span<const comm::P2POp> ops, const comm::C
   // Every op of the batch is ready when the batch is issued (not after earlier ops of the same
   // batch were matched and moved the stream).
   const std::int64_t ready_ns = stream.clock_ns();
-  batch->deadline_ns = ready_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(o.timeout).count();
+  batch->deadline_ns =
+      ready_ns +
+      std::chrono::duration_cast<std::chrono::nanoseconds>(comm::resolve_timeout(o.timeout, comm::kDefaultCommTimeout))
+          .count();
   for (const auto& op : ops) {
     const bool is_send = op.kind == comm::P2POp::Kind::send;
     Group::Channel channel = is_send ? Group::Channel{group_rank_, op.peer, op.tag} : Group::Channel{op.peer, group_rank_, op.tag};

@@ -27,10 +27,18 @@ inline constexpr std::chrono::milliseconds kDefaultCommTimeout{30 * 60 * 1000};
 // Options shared by every collective. Defaults follow c10d.
 struct CollectiveOptions {
   ReduceOp reduce_op = ReduceOp::sum;
-  std::chrono::milliseconds timeout = kDefaultCommTimeout;
+  // 0: the backend's own timeout (c10d's kUnsetTimeout: the process group's), which is
+  // kDefaultCommTimeout unless the backend was configured otherwise (Gloo's "timeout_ms").
+  std::chrono::milliseconds timeout{0};
   // The stream the operation is ordered on; null means the group's default comm stream.
   Stream* stream = nullptr;
 };
+
+// The timeout an operation runs with: the one it asked for, else the backend's.
+inline std::chrono::milliseconds resolve_timeout(std::chrono::milliseconds requested,
+                                                 std::chrono::milliseconds backend_default) {
+  return requested.count() > 0 ? requested : backend_default;
+}
 
 // One side of a grouped point-to-point exchange. peer is a rank within the group.
 struct P2POp {

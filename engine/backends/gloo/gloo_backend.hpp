@@ -38,8 +38,8 @@ struct GlooOptions {
   std::string hostname;
   // How long start-up waits for the store and the other ranks.
   std::chrono::milliseconds connect_timeout{30'000};
-  // A collective's timeout when CollectiveOptions leave the default (as c10d's process-group
-  // timeout); an explicit shorter per-operation timeout wins.
+  // A collective's timeout when its CollectiveOptions leave it unset (c10d's process-group
+  // timeout); an explicit per-operation timeout wins.
   std::chrono::milliseconds timeout = comm::kDefaultCommTimeout;
   std::int64_t capacity_bytes = 0;  // 0: unbounded host memory
 };

@@ -217,7 +217,7 @@ class GlooComm final : public comm::Comm, public std::enable_shared_from_this<Gl
   }
 
   std::chrono::milliseconds timeout_of(const comm::CollectiveOptions& o) const {
-    return o.timeout == comm::kDefaultCommTimeout ? g_->owner->timeout : std::min(o.timeout, g_->owner->timeout);
+    return comm::resolve_timeout(o.timeout, g_->owner->timeout);
   }
 
   void alltoall(const void* in, void* out, std::size_t bytes, std::uint32_t tag, std::chrono::milliseconds t) {
