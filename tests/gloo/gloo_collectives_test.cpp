@@ -64,12 +64,10 @@ class Checker {
   int failures() const { return failures_; }
   // v rounded to the checked dtype (to nearest even, as the kernels round).
   float round(float v) {
-    Buffer f = device_.allocate(DType::f32, 1, MemoryTag::temporaries);
-    Buffer b = device_.allocate(dtype_, 1, MemoryTag::temporaries);
-    *static_cast<float*>(f.data()) = v;
-    kernels::copy(b.all(), f.all());
-    kernels::copy(f.all(), b.all());
-    return *static_cast<float*>(f.data());
+    *static_cast<float*>(one_f32_.data()) = v;
+    kernels::copy(one_.all(), one_f32_.all());
+    kernels::copy(one_f32_.all(), one_.all());
+    return *static_cast<float*>(one_f32_.data());
   }
   // The backend's contract: combine in fp32 in group-rank order, round to the dtype once; AVG
   // then scales by float(1/n) and rounds again.
@@ -89,6 +87,8 @@ class Checker {
   DType dtype_;
   int rank_;
   int failures_ = 0;
+  Buffer one_f32_ = device_.allocate(DType::f32, 1, MemoryTag::temporaries);
+  Buffer one_ = device_.allocate(dtype_, 1, MemoryTag::temporaries);
 };
 
 // Issues every collective on the group without waiting in between (so they queue on its comm
@@ -112,12 +112,14 @@ int exercise(comm::Backend& backend, comm::Comm& group, DType dtype) {
   };
   keep.reserve(64);
 
-  // all_reduce with every op, on a length that does not divide by the group size.
-  for (ReduceOp op : {ReduceOp::sum, ReduceOp::avg, ReduceOp::min, ReduceOp::max}) {
-    const Buffer& b = hold(check.make(13, [&](std::int64_t i) { return input(me, i); }));
+  // all_reduce with every op, on lengths that do not divide by the group size: small (one
+  // all-gather) and large (all-to-all, reduce, all-gather).
+  for (ReduceOp op : {ReduceOp::sum, ReduceOp::avg, ReduceOp::min, ReduceOp::max})
+  for (std::int64_t numel : {13, 40'001}) {
+    const Buffer& b = hold(check.make(numel, [&](std::int64_t i) { return input(me, i); }));
     works.push_back(group.all_reduce(b.all(), {.reduce_op = op}));
     verify.push_back([&, op, view = b.all()] {
-      check.expect(fmt::format("{} all_reduce {}", where, comm::reduce_op_name(op)), view,
+      check.expect(fmt::format("{} all_reduce {} of {}", where, comm::reduce_op_name(op), view.numel), view,
                    [&](std::int64_t i) { return check.combine(op, contributions(i, input)); });
     });
   }

@@ -26,6 +26,9 @@ namespace {
 
 using Bytes = std::vector<std::byte>;
 
+// All-reduces whose gathered inputs fit in this many bytes run as one all-gather (latency bound).
+constexpr std::size_t kSmallAllReduceBytes = 256 * 1024;
+
 class GlooWork final : public comm::Work {
  public:
   void finish(std::optional<CommError> error) {
@@ -93,6 +96,15 @@ class GlooComm final : public comm::Comm, public std::enable_shared_from_this<Gl
     return issue(comm::CollectiveOp::all_reduce, data, o, [this, data, o](std::uint32_t tag, std::chrono::milliseconds t) {
       const int n = size();
       const std::size_t esize = dtype_size(data.dtype());
+      const std::size_t bytes = static_cast<std::size_t>(data.bytes());
+      if (bytes * static_cast<std::size_t>(n) <= kSmallAllReduceBytes) {
+        // Small: one Gloo operation instead of two (each costs a few round trips); every rank
+        // reduces all of it, in the same order, so the bits are those of the chunked path.
+        Bytes all(bytes * static_cast<std::size_t>(n));
+        allgather(data.data(), all.data(), bytes, tag, t);
+        reduce_chunks(all.data(), bytes, data.data(), data.dtype(), data.numel, o.reduce_op);
+        return;
+      }
       const std::int64_t chunk = (data.numel + n - 1) / n;
       const std::size_t chunk_bytes = static_cast<std::size_t>(chunk) * esize;
       const std::size_t padded = chunk_bytes * static_cast<std::size_t>(n);
