@@ -9,9 +9,7 @@
 // algbw_GBps = S / t, busbw_GBps = algbw x the op's factor, per operation.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +20,7 @@
 #include <vector>
 
 #include "engine/backends/gloo/gloo_backend.hpp"
+#include "engine/backends/tcp_store.hpp"
 #include "engine/core/busbw.hpp"
 
 extern char** environ;
@@ -36,17 +35,6 @@ std::int64_t iterations_for(std::int64_t bytes) {
   return std::clamp<std::int64_t>((std::int64_t{256} << 20) / bytes, 4, 200);
 }
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // One rank's buffers for an op on `bytes` (nccl-tests' S) and the call.
 struct Op {
@@ -103,7 +91,7 @@ int worker_main(char** argv) {
 void BM_Gloo(benchmark::State& state, CollectiveKind kind) {
   const int world = static_cast<int>(state.range(0));
   const std::int64_t bytes = state.range(1);
-  const int port = free_port();
+  const int port = backends::unused_loopback_port();
   std::vector<pid_t> workers;
   for (int r = 1; r < world; ++r) {
     std::vector<std::string> args = {"/proc/self/exe", "--gloo-worker", std::to_string(r), std::to_string(world),

@@ -459,4 +459,18 @@ std::vector<std::string> TcpStore::missing(std::span<const std::string> keys) {
   return in.keys();
 }
 
+int unused_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw Error(fmt::format("unused_loopback_port: socket: {}", std::strerror(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  ::close(fd);
+  if (!ok) throw Error(fmt::format("unused_loopback_port: bind: {}", std::strerror(errno)));
+  return ntohs(addr.sin_port);
+}
+
 }  // namespace twinspeed::backends

@@ -63,4 +63,8 @@ class TcpStore final : public comm::Store {
   int fd_ = -1;
 };
 
+// A TCP port on 127.0.0.1 that nothing listens on now (bound to port 0, then released: another
+// process may still take it first). For tests and benchmarks that start a store.
+int unused_loopback_port();
+
 }  // namespace twinspeed::backends

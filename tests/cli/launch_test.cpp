@@ -9,8 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +20,7 @@
 #include <vector>
 
 #include "cli/launcher.hpp"
+#include "engine/backends/tcp_store.hpp"
 
 namespace twinspeed::cli {
 namespace {
@@ -181,29 +180,21 @@ TEST(Launch, ANodeRankOutsideTheNodesIsAUsageError) {
   EXPECT_NE(run.err.find("--node-rank 2 must be in [0, 2)"), std::string::npos) << run.err;
 }
 
-// A TCP port nobody listens on now (bound to port 0, then released).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // The promise end to end: the config `train --backend sim` ran on two simulated ranks, run
 // by two Gloo processes under the launcher, gives the same losses (the Gloo backend reduces in the
 // simulator's order; 1e-5 relative leaves room for LibTorch's threading). The config is
 // configs/zero2_fp32.json with micro-batch 2 and no accumulation, to keep the test short.
 TEST(LaunchTrain, TwoGlooProcessesTrainLikeTwoSimulatedRanks) {
+#ifndef TWINSPEED_HAS_GLOO
+  GTEST_SKIP() << "built without the Gloo backend (TWINSPEED_GLOO=OFF)";
+#endif
   const std::vector<std::string> train = {"--config", "tests/cli/data/train_parity_zero2_fp32.json", "--model",
                                           "gpt-bench", "--steps", "2", "--seq", "32", "--json", "--no-progress"};
   std::vector<std::string> sim_args = {"train", "--backend", "sim", "--cluster", "local-cpu", "--world", "2"};
   sim_args.insert(sim_args.end(), train.begin(), train.end());
-  std::vector<std::string> gloo_args = {"launch", "--nproc-per-node", "2", "--master-port", std::to_string(free_port()),
+  const std::string port = std::to_string(backends::unused_loopback_port());
+  std::vector<std::string> gloo_args = {"launch", "--nproc-per-node", "2", "--master-port", port,
                                         "--", TWINSPEED_BINARY, "train", "--backend", "gloo", "--timeout", "120"};
   gloo_args.insert(gloo_args.end(), train.begin(), train.end());
   const LaunchRun sim = run_twinspeed(sim_args);
