@@ -179,6 +179,18 @@ void print_memory(const PlanReport& rep) {
                 format_bytes(plan.peak.at_peak(tag)).c_str(), format_bytes(plan.peak.peak(tag)).c_str());
   }
   std::printf("%-18s %14s\n", "peak", format_bytes(plan.peak.total_peak_bytes).c_str());
+  if (plan.host_peak.total_peak_bytes > 0) {
+    // ZeRO-Offload: what the CPU side of the peak rank's node holds for all of its ranks.
+    std::printf("\nhost memory of rank %d's node (ZeRO-Offload, all ranks of the node), live at its peak\n",
+                plan.peak_rank);
+    for (MemoryTag tag : kAllMemoryTags) {
+      if (plan.host_peak.peak(tag) == 0) continue;
+      std::printf("%-18s %14s\n", std::string(memory_tag_name(tag)).c_str(),
+                  format_bytes(plan.host_peak.at_peak(tag)).c_str());
+    }
+    std::printf("%-18s %14s of %s\n", "peak", format_bytes(plan.host_peak.total_peak_bytes).c_str(),
+                plan.host_capacity_bytes > 0 ? format_bytes(plan.host_capacity_bytes).c_str() : "unbounded");
+  }
   if (plan.parallelism.pp > 1) {
     std::printf("\npeak per pipeline stage: its rank with the largest peak, bytes live at that peak\n%-6s %6s %11s",
                 "STAGE", "RANK", "PEAK");
@@ -302,6 +314,12 @@ nlohmann::ordered_json plan_json(const PlanReport& rep) {
                  {"tag_peaks", tag_object(plan.peak, true)},
                  {"ranks_per_simulated_rank", represented(plan)},
                  {"per_rank", per_rank}};
+  if (plan.host_peak.total_peak_bytes > 0) {
+    // ZeRO-Offload only (absent otherwise): the peak rank's node's host memory, all its ranks.
+    j["memory"]["host_per_node"] = {{"capacity_bytes", plan.host_capacity_bytes},
+                                    {"peak_bytes", plan.host_peak.total_peak_bytes},
+                                    {"breakdown", tag_object(plan.host_peak, false)}};
+  }
   ordered_json breakdown = ordered_json::object();
   for (StepPart part : planner::kAllStepParts) {
     breakdown[fmt::format("{}_ns", planner::step_part_name(part))] = plan.breakdown[part];

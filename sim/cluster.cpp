@@ -171,6 +171,7 @@ struct SimCluster::State {
   std::vector<std::unique_ptr<RankContext>> ranks;  // by scheduler slot: one per simulated rank
   std::vector<int> slot_of;                         // by global rank: its slot, -1 if not simulated
   std::vector<std::unique_ptr<Group>> groups;       // by id (creation order); null until created
+  std::map<int, std::shared_ptr<comm::MemoryLedger>> node_host;  // by node: its host memory (Backend::host())
 
   RunAhead run_ahead;            // ranks waiting for their own stream (sim_device.hpp)
   int silent_blocked = 0;        // ranks stopped by a silent_rank fault
@@ -199,6 +200,28 @@ struct SimCluster::State {
   // Drops a collective every participant has waited on (its memory goes with the last Work).
   void release_pending(int group, std::int64_t seq) { groups[static_cast<std::size_t>(group)]->pending.erase(seq); }
   bool is_simulated(int rank) const { return slot_of[static_cast<std::size_t>(rank)] >= 0; }
+  int node_of(int rank) const { return rank / std::max(1, options.ranks_per_node); }
+  std::shared_ptr<comm::MemoryLedger>& node_ledger(int node) {
+    auto& ledger = node_host[node];
+    if (!ledger) {
+      ledger = std::make_shared<comm::MemoryLedger>(node * std::max(1, options.ranks_per_node), options.host_capacity_bytes);
+    }
+    return ledger;
+  }
+  // The host side of a simulated rank: its own node's ledger first, then every other node holding
+  // ranks it stands for, each with how many (sim_device.hpp HostSide).
+  HostSide host_side(int rank) {
+    std::map<int, int> weights;  // node -> ranks of it this rank stands for
+    for (int r = 0; r < options.world; ++r) {
+      if (representative[static_cast<std::size_t>(r)] == rank) ++weights[node_of(r)];
+    }
+    HostSide side;
+    side.shares.push_back({node_ledger(node_of(rank)), weights[node_of(rank)]});
+    for (const auto& [node, weight] : weights) {
+      if (node != node_of(rank)) side.shares.push_back({node_ledger(node), weight});
+    }
+    return side;
+  }
   // The context of a simulated rank.
   RankContext& context(int rank) const;
   // The group with this id, created with these members on first use (ids are creation indices:
@@ -293,6 +316,7 @@ struct RankContext final : comm::Backend {
   int rank_;
   TraceRecorder tracer_;
   SimDevice device_;
+  SimDevice host_;  // the node's host memory and CPU, as this rank sees them
   int next_group_id = 1;
   std::map<int, std::int64_t> next_seq;
   std::int64_t next_op = 0;  // collectives issued so far, every group
@@ -305,7 +329,9 @@ struct RankContext final : comm::Backend {
       : cluster(c),
         rank_(rank),
         device_(rank, c.options.fidelity == Fidelity::numeric, c.options.capacity_bytes, *c.costs, tracer_,
-                &c.scheduler, &c.run_ahead, c.pool) {
+                &c.scheduler, &c.run_ahead, c.pool),
+        host_(rank, c.options.fidelity == Fidelity::numeric, 0, *c.costs, tracer_, &c.scheduler, &c.run_ahead, c.pool,
+              c.host_side(rank)) {
     if (c.options.reserved_bytes > 0) device_.reserve(c.options.reserved_bytes);
   }
 
@@ -313,6 +339,7 @@ struct RankContext final : comm::Backend {
   int rank() const override { return rank_; }
   int world_size() const override { return cluster.options.world; }
   comm::Device& device() override { return device_; }
+  comm::Device& host() override { return host_; }
   comm::Store& store() override { return cluster.store; }
   TraceRecorder& tracer() override { return tracer_; }
   comm::CommPtr world() override;
@@ -872,6 +899,11 @@ TraceDocument SimCluster::trace_document(const std::function<MeshCoordinates(int
 }
 
 comm::MemoryStats SimCluster::memory(int rank) const { return state_->context(representative(rank)).device_.memory(); }
+
+comm::MemoryStats SimCluster::host_memory(int rank) const {
+  auto it = state_->node_host.find(state_->node_of(rank));
+  return it != state_->node_host.end() ? it->second->stats() : comm::MemoryStats{};
+}
 
 comm::Backend* SimCluster::current_rank_backend() {
   State* state = t_current_cluster;

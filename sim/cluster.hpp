@@ -36,6 +36,10 @@ struct ClusterOptions {
   // Held by the runtime outside the engine (CUDA context, communicator buffers, allocator slack),
   // charged to tag `reserved` on every device at start (device presets give it).
   std::int64_t reserved_bytes = 0;
+  // Host memory per node (Backend::host(): ZeRO-Offload's master weights and optimizer states),
+  // shared by the node's ranks; 0 = unbounded. Global rank r is on node r / ranks_per_node.
+  std::int64_t host_capacity_bytes = 0;
+  int ranks_per_node = 1;
   std::shared_ptr<const CostModel> costs;  // null: time stands still (ZeroCostModel)
   std::vector<Fault> faults;               // injected faults (sim/faults.hpp)
   RankExecution execution = RankExecution::automatic;
@@ -76,6 +80,9 @@ class SimCluster {
   // rank that stands for others lists them all, itself included, in `represents`.
   TraceDocument trace_document(const std::function<MeshCoordinates(int)>& coordinates = {}) const;
   comm::MemoryStats memory(int rank) const;
+  // The host memory of the node holding `rank`: every rank of the node, represented ones included
+  // (a representative charges each node once per rank of it that it stands for).
+  comm::MemoryStats host_memory(int rank) const;
   // The backend of the rank running on the calling thread inside run() (thread or fiber), or null.
   static comm::Backend* current_rank_backend();
 

@@ -18,6 +18,11 @@ class CostModel {
   virtual std::int64_t collective_ns(comm::CollectiveOp op, std::int64_t bytes,
                                      std::span<const int> global_ranks) const = 0;
   virtual std::int64_t p2p_ns(std::int64_t bytes, int src_rank, int dst_rank) const = 0;
+  // ZeRO-Offload's two host costs: a copy of `bytes` between the rank's device and its node's host
+  // memory (over the host link, PCIe), and a launch on the host's CPU (Backend::host()'s streams).
+  // The defaults keep time still, as a model without a host side (ZeroCostModel) should.
+  virtual std::int64_t host_copy_ns(int /*rank*/, std::int64_t /*bytes*/) const { return 0; }
+  virtual std::int64_t host_compute_ns(int /*rank*/, const comm::ComputeCost& /*cost*/) const { return 0; }
 };
 
 class ZeroCostModel final : public CostModel {

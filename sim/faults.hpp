@@ -42,6 +42,11 @@ class FaultyCostModel final : public CostModel {
   std::int64_t compute_ns(int rank, const comm::ComputeCost& cost) const override;
   std::int64_t collective_ns(comm::CollectiveOp op, std::int64_t bytes, std::span<const int> ranks) const override;
   std::int64_t p2p_ns(std::int64_t bytes, int src, int dst) const override;
+  // Host copies and CPU work are the base model's (faults model slow devices and links).
+  std::int64_t host_copy_ns(int rank, std::int64_t bytes) const override { return base_->host_copy_ns(rank, bytes); }
+  std::int64_t host_compute_ns(int rank, const comm::ComputeCost& cost) const override {
+    return base_->host_compute_ns(rank, cost);
+  }
 
  private:
   std::shared_ptr<const CostModel> base_;

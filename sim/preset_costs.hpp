@@ -16,6 +16,12 @@ class PresetCostModel final : public CostModel {
   std::int64_t compute_ns(int rank, const comm::ComputeCost& cost) const override;
   std::int64_t collective_ns(comm::CollectiveOp op, std::int64_t bytes, std::span<const int> ranks) const override;
   std::int64_t p2p_ns(std::int64_t bytes, int src, int dst) const override;
+  // bytes over the device's PCIe link (host.pcie_GBps) plus the device's launch overhead.
+  std::int64_t host_copy_ns(int rank, std::int64_t bytes) const override;
+  // Memory-bound: the launch's bytes at the node's host memory bandwidth shared equally by the
+  // node's devices (host.memory_bandwidth_GBps / devices_per_node); FLOPs are not charged (CPU
+  // Adam moves 28 bytes per 12 FLOPs, far below any CPU's ridge point).
+  std::int64_t host_compute_ns(int rank, const comm::ComputeCost& cost) const override;
   const ClusterSpec& cluster() const { return cluster_; }
 
  private:
@@ -29,6 +35,7 @@ ClusterSpec cluster_for_world(const ClusterSpec& cluster, int world);
 
 // Options for a SimCluster of world ranks on cluster: preset costs, per-device capacity and
 // reserved bytes.
+// host_capacity_bytes and ranks_per_node come from the cluster's host side (ZeRO-Offload).
 ClusterOptions cluster_options(const ClusterSpec& cluster, int world, Fidelity fidelity, DType compute_dtype);
 
 }  // namespace twinspeed::sim

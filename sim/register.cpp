@@ -46,6 +46,7 @@ class BackendHandle final : public comm::Backend {
   int rank() const override { return target_.rank(); }
   int world_size() const override { return target_.world_size(); }
   comm::Device& device() override { return target_.device(); }
+  comm::Device& host() override { return target_.host(); }
   comm::Store& store() override { return target_.store(); }
   TraceRecorder& tracer() override { return target_.tracer(); }
   comm::CommPtr world() override { return target_.world(); }

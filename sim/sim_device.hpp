@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/comm/device.hpp"
 #include "engine/core/trace.hpp"
@@ -41,17 +42,21 @@ struct RunAhead {
 
 class SimStream final : public comm::Stream {
  public:
+  // on_host: a stream of the host's CPU (Backend::host()), costed by CostModel::host_compute_ns.
   SimStream(std::string name, int rank, bool run_work, const CostModel& costs, TraceRecorder& tracer,
-            Scheduler* scheduler, RunAhead* run_ahead)
+            Scheduler* scheduler, RunAhead* run_ahead, bool on_host = false)
       : name_(std::move(name)),
         rank_(rank),
         run_work_(run_work),
+        on_host_(on_host),
         costs_(costs),
         tracer_(tracer),
         scheduler_(scheduler),
         run_ahead_(run_ahead) {}
   std::string_view name() const override { return name_; }
   void launch(std::string_view name, const comm::ComputeCost& cost, const std::function<void()>& fn) override;
+  // A copy between the device and the host's memory: CostModel::host_copy_ns on the clock.
+  void launch_host_transfer(std::string_view name, std::int64_t bytes, const std::function<void()>& fn);
   std::shared_ptr<comm::Event> record() override {
     settle();
     return std::make_shared<SimEvent>(clock_ns_);
@@ -73,9 +78,13 @@ class SimStream final : public comm::Stream {
   void settle();
 
  private:
+  void run_and_record(std::string_view name, std::int64_t duration_ns, TraceCategory category, std::string_view op,
+                      std::int64_t bytes, const std::function<void()>& fn);
+
   std::string name_;
   int rank_;
   bool run_work_;
+  bool on_host_;
   const CostModel& costs_;
   TraceRecorder& tracer_;
   Scheduler* scheduler_;
@@ -84,18 +93,35 @@ class SimStream final : public comm::Stream {
   std::int64_t clock_ns_ = 0;
 };
 
+// What makes a SimDevice the host memory of a node (Backend::host()) rather than an accelerator:
+// the ledgers of the nodes whose ranks it stands for, each with how many of that node's ranks.
+// Without collapse that is its own node's ledger, shared with the node's other ranks, weight 1. A
+// simulated rank that represents k ranks of a node charges that node's ledger k times its bytes,
+// so every node's total is exact under symmetric-rank collapse. The first entry is its own node's,
+// the one memory() reports.
+struct HostSide {
+  struct Share {
+    std::shared_ptr<comm::MemoryLedger> ledger;
+    int weight = 1;
+  };
+  std::vector<Share> shares;  // empty: an accelerator
+};
+
 class SimDevice final : public comm::Device {
  public:
-  // Buffers with data come from `pool` (shared by the cluster's devices).
+  // Buffers with data come from `pool` (shared by the cluster's devices). With host shares the
+  // device is a node's host memory: charged to that ledger, its compute stream is lane "cpu",
+  // its memory is not traced per tag (the device's counters keep the trace's tag lanes).
   SimDevice(int rank, bool has_data, std::int64_t capacity_bytes, const CostModel& costs, TraceRecorder& tracer,
-            Scheduler* scheduler, RunAhead* run_ahead, std::shared_ptr<HostBlockPool> pool);
+            Scheduler* scheduler, RunAhead* run_ahead, std::shared_ptr<HostBlockPool> pool, HostSide host = {});
   ~SimDevice() override;
 
   int rank() const override { return rank_; }
   bool has_data() const override { return has_data_; }
   Buffer allocate(DType dtype, std::int64_t numel, MemoryTag tag) override;
   Buffer charge(MemoryTag tag, std::int64_t bytes) override;
-  comm::MemoryStats memory() const override { return ledger_.stats(); }
+  comm::MemoryStats memory() const override { return shares_.front().ledger->stats(); }
+  bool is_host() const { return is_host_; }
   comm::Stream& compute_stream() override { return compute_; }
   comm::Stream& comm_stream(std::string_view lane) override { return sim_stream(lane); }
   void copy(BufferView dst, BufferView src, comm::Stream& stream) override;
@@ -104,21 +130,25 @@ class SimDevice final : public comm::Device {
   SimStream& compute() { return compute_; }
   // Charges bytes the runtime holds for good to tag `reserved` (OutOfMemory past capacity).
   void reserve(std::int64_t bytes) {
-    ledger_.charge(MemoryTag::reserved, bytes);
-    tracer_.record_memory({.rank = rank_, .time_ns = compute_.clock_ns(), .tag = MemoryTag::reserved,
-                           .bytes = ledger_.stats().current(MemoryTag::reserved)});
+    charge_ledgers(MemoryTag::reserved, bytes);
+    record_memory(MemoryTag::reserved);
   }
   SimStream& sim_stream(std::string_view lane);
 
  private:
+  void record_memory(MemoryTag tag);
+  void charge_ledgers(MemoryTag tag, std::int64_t bytes);
+  void release_ledgers(MemoryTag tag, std::int64_t bytes) noexcept;
+
   int rank_;
   bool has_data_;
+  bool is_host_;
+  std::vector<HostSide::Share> shares_;  // where allocations are charged; [0] is reported
   const CostModel& costs_;
   TraceRecorder& tracer_;
   Scheduler* scheduler_;
   RunAhead* run_ahead_;
   std::shared_ptr<HostBlockPool> pool_;
-  comm::MemoryLedger ledger_;
   SimStream compute_;
   std::map<std::string, std::unique_ptr<SimStream>, std::less<>> streams_;
 };

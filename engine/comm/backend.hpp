@@ -32,6 +32,12 @@ class Backend {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
   virtual Device& device() = 0;
+  // The host (CPU) memory of this rank's node, as a Device: where ZeRO-Offload keeps master weights
+  // and optimizer states, and whose compute stream is the CPU running the offloaded optimizer step.
+  // Host bytes are the node's: its ranks share one capacity, and memory() reports the node's.
+  // Copies between host() and device() Buffers are device().copy() on a device stream and cross
+  // the host link (PCIe on a GPU node). A CPU backend, whose device is host memory, returns device().
+  virtual Device& host() = 0;
   virtual Store& store() = 0;
   virtual TraceRecorder& tracer() = 0;
   // The group of all ranks (id 0).

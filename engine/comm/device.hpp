@@ -49,7 +49,9 @@ class Device : public BufferOwner {
   virtual Stream& compute_stream() = 0;
   // The comm stream with this lane name ("comm-dp", "comm-dp-gather", ...), created on first use.
   virtual Stream& comm_stream(std::string_view lane) = 0;
-  // Copies src into dst (same dtype and numel) on stream.
+  // Copies src into dst (same dtype and numel) on stream. Either may be a Buffer of the backend's
+  // host() Device: the copy then moves between host and device memory (PCIe on a GPU; priced as
+  // such by the simulator).
   virtual void copy(BufferView dst, BufferView src, Stream& stream) = 0;
 };
 

@@ -82,10 +82,10 @@ const SectionSpec* offload_param() {
 
 const SectionSpec* offload_optimizer() {
   static const SectionSpec s{"DeepSpeedZeroOffloadOptimizerConfig", Extra::forbid, true, true, {
-      choice("device", "none", kOffloadDevices).unacted(),
+      choice("device", "none", kOffloadDevices),
       text("nvme_path", nullptr).or_null().unacted(),
       integer("buffer_count", 4).at_least(0).unacted(),
-      flag("pin_memory", false).unacted(),
+      flag("pin_memory", false),  // host buffers are costed as pinned either way
       flag("pipeline_read", false).unacted(),
       flag("pipeline_write", false).unacted(),
       flag("fast_init", false).unacted(),

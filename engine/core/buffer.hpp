@@ -65,6 +65,8 @@ class Buffer {
   bool has_data() const noexcept { return data_ != nullptr; }
   void* data() const noexcept { return data_; }
   int device_rank() const noexcept { return device_rank_; }
+  // The device that allocated it (null when empty): tells a copy which memories it connects.
+  const BufferOwner* owner() const noexcept { return owner_; }
   template <typename T>
   T* data_as() const noexcept {
     assert(sizeof(T) == dtype_size(dtype_));

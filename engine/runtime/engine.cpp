@@ -69,6 +69,22 @@ Engine::Engine(EngineParts parts)
     throw ConfigError("zero_optimization.stage", std::to_string(settings_.zero_stage),
                       "ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism");
   }
+  if (const auto& off = settings_.zero.offload_optimizer; off && off->device != "none") {
+    const std::string path = "zero_optimization.offload_optimizer.device";
+    if (off->device != "cpu") {
+      throw NotImplemented(fmt::format("{} = \"{}\": twinspeed offloads the optimizer to \"cpu\" only", path, off->device));
+    }
+    if (settings_.zero_stage == 0) {
+      throw ConfigError(path, "\"cpu\"", "optimizer offload needs ZeRO stage 1, 2 or 3");
+    }
+    offload_ = true;
+  }
+  if (const auto& off = settings_.zero.offload_param; off && off->device != "none" && settings_.zero_stage == 3) {
+    throw NotImplemented(fmt::format(
+        "zero_optimization.offload_param.device = \"{}\": parameter offload (ZeRO-Infinity) is not implemented; "
+        "offload_optimizer is",
+        off->device));
+  }
   comm::Device& device = backend_->device();
   if (device.has_data() && (settings_.mesh.tp != 1 || settings_.mesh.sp != 1)) {
     throw NotImplemented(
@@ -122,7 +138,8 @@ void Engine::allocate() {
       grads_ = device.allocate(dtype_, partitions, MemoryTag::grads);
     }
     if (stage >= 1) {
-      master_ = device.allocate(master_dtype_, partitions, MemoryTag::master_params);
+      master_ = (offload_ ? backend_->host() : device).allocate(master_dtype_, partitions, MemoryTag::master_params);
+      if (offload_) host_grads_ = backend_->host().allocate(master_dtype_, partitions, MemoryTag::grads);
     } else if (dtype_ != master_dtype_) {
       master_ = device.allocate(master_dtype_, flat_.ungrouped.offset, MemoryTag::master_params);
     }
@@ -130,7 +147,9 @@ void Engine::allocate() {
     shards_ = plan_shards(model_, n);
     params_ = device.allocate(dtype_, shards_.total, MemoryTag::params);
     grads_ = device.allocate(dtype_, shards_.total, MemoryTag::grads);
-    master_ = device.allocate(master_dtype_, shards_.ungrouped.offset, MemoryTag::master_params);
+    master_ = (offload_ ? backend_->host() : device)
+                  .allocate(master_dtype_, shards_.ungrouped.offset, MemoryTag::master_params);
+    if (offload_) host_grads_ = backend_->host().allocate(master_dtype_, shards_.ungrouped.offset, MemoryTag::grads);
     for (std::size_t g = 0; g < groups; ++g) master_offset_[g] = shards_.groups[g].offset;
     const auto& z = settings_.zero;
     stage3_ = std::make_unique<Stage3Params>(
@@ -289,14 +308,17 @@ void Engine::build_optimizer(EngineParts& parts) {
     BufferView params = compute_parameters_of_group(g);
     if (!master_.empty()) params = master_.view(master_offset_[g], params.numel);
     // Mixed precision gives the optimizer master-dtype gradients at each step (step() binds them).
-    BufferView grads = dtype_ == master_dtype_ ? compute_gradients_of_group(g) : BufferView{nullptr, 0, params.numel};
+    BufferView grads = offload_                   ? host_grads_.view(master_offset_[g], params.numel)
+                       : dtype_ == master_dtype_ ? compute_gradients_of_group(g)
+                                                 : BufferView{nullptr, 0, params.numel};
     const ParamGroupSpec* spec = parts.param_groups.empty() ? nullptr : &parts.param_groups[g];
     groups.push_back({.params = params,
                       .grads = grads,
                       .lr = spec ? spec->lr : std::nullopt,
                       .weight_decay = spec ? spec->weight_decay : std::nullopt});
   }
-  comm::Device& device = backend_->device();
+  // ZeRO-Offload: the optimizer's states live in host memory (DeepSpeedCPUAdam's).
+  comm::Device& device = offload_ ? backend_->host() : backend_->device();
   if (parts.optimizer_factory) {
     optimizer_ = parts.optimizer_factory(device, groups);
   } else if (settings_.optimizer.present) {
@@ -531,16 +553,24 @@ void Engine::apply_step(const std::vector<BufferView>& grads, double scale_of_gr
   for (const auto& v : grads) n += v.numel;
   // The optimizer reads parameters, gradients and two moments and writes three of them back
   // (Adam's traffic; the kernels issue gives each optimizer its own cost).
-  launch_always(device, device.compute_stream(), "optimizer step",
+  // Offloaded, DeepSpeedCPUAdam runs it on the host's CPU (memory-bound: the same 28 bytes a
+  // parameter).
+  comm::Device& runs_on = offload_ ? backend_->host() : device;
+  launch_always(runs_on, runs_on.compute_stream(), "optimizer step",
                 {.op_class = comm::OpClass::optimizer, .flops = 12.0 * static_cast<double>(n), .bytes_read = 16 * n,
                  .bytes_written = 12 * n},
                 [&] { optimizer_->step(); });
   if (master_.empty()) return;
-  // The updated fp32 master weights back into the compute-dtype parameters.
-  for (std::size_t g = 0; g < model_.groups.size(); ++g) {
-    BufferView dst = compute_parameters_of_group(g);
-    BufferView src = master_.view(master_offset_[g], dst.numel);
-    device.compute_stream().launch("copy master to params", comm::copy_cost(dst.bytes()), [&] { kernels::copy(dst, src); });
+  if (offload_) {
+    parameters_from_host();
+  } else {
+    // The updated fp32 master weights back into the compute-dtype parameters.
+    for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+      BufferView dst = compute_parameters_of_group(g);
+      BufferView src = master_.view(master_offset_[g], dst.numel);
+      device.compute_stream().launch("copy master to params", comm::copy_cost(dst.bytes()),
+                                     [&] { kernels::copy(dst, src); });
+    }
   }
   if (stage3_) stage3_->refresh_persistent();
   if (settings_.zero_stage == 1 || settings_.zero_stage == 2) {
@@ -551,6 +581,60 @@ void Engine::apply_step(const std::vector<BufferView>& grads, double scale_of_gr
       zero_group_->all_gather(compute_parameters_of_group(g), params_.view(region.base, region.layout.padded_numel))->wait();
     }
   }
+}
+
+std::vector<BufferView> Engine::gradients_to_host() {
+  // DeepSpeed's offload path: the reduced 16-bit (or fp32) partition crosses PCIe as it is and is
+  // converted on the CPU (convert_grad_on_cpu), into the fp32 gradient partition kept in pinned
+  // host memory. The copy stream waits for the gradients, the CPU for the copy.
+  comm::Device& device = backend_->device();
+  comm::Device& host = backend_->host();
+  comm::Stream& copies = device.comm_stream("copy");
+  comm::Stream& cpu = host.compute_stream();
+  copies.wait(*device.compute_stream().record());
+  std::vector<BufferView> grads;
+  for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+    BufferView src = compute_gradients_of_group(g);
+    BufferView dst = host_grads_.view(master_offset_[g], src.numel);
+    if (dtype_ == master_dtype_) {
+      device.copy(dst, src, copies);
+    } else {
+      Buffer staging = host.allocate(dtype_, src.numel, MemoryTag::temporaries);
+      device.copy(staging.all(), src, copies);
+      cpu.wait(*copies.record());
+      cpu.launch("grads to fp32", comm::copy_cost(src.bytes()), [&] { kernels::copy(dst, staging.all()); });
+    }
+    grads.push_back(dst);
+  }
+  cpu.wait(*copies.record());
+  return grads;
+}
+
+void Engine::parameters_from_host() {
+  // The updated master weights back into the compute-dtype parameters: cast on the CPU, copied
+  // host-to-device on the copy stream; the device's compute waits for them (ZeRO 1-2 all-gather
+  // them next; ZeRO 3 gathers them on use).
+  comm::Device& device = backend_->device();
+  comm::Device& host = backend_->host();
+  comm::Stream& copies = device.comm_stream("copy");
+  comm::Stream& cpu = host.compute_stream();
+  for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+    BufferView dst = compute_parameters_of_group(g);
+    BufferView master = master_.view(master_offset_[g], dst.numel);
+    if (dtype_ == master_dtype_) {
+      copies.wait(*cpu.record());
+      device.copy(dst, master, copies);
+      continue;
+    }
+    Buffer staging = host.allocate(dtype_, dst.numel, MemoryTag::temporaries);
+    cpu.launch("master to params", comm::copy_cost(dst.bytes()), [&] { kernels::copy(staging.all(), master); });
+    copies.wait(*cpu.record());
+    device.copy(dst, staging.all(), copies);
+    // The staging buffer is released below: the copy must be done with it (CUDA would record an
+    // event; every backend's copy has run when this returns).
+    copies.synchronize();
+  }
+  device.compute_stream().wait(*copies.record());
 }
 
 void Engine::zero_gradients() { kernels::fill_zero(grads_.all()); }
@@ -602,7 +686,9 @@ void Engine::optimizer_step() {
     skipped = bf16_step_skipped(settings_.bf16_config, overflow);
   }
   const StepOutcome outcome = tracker_.record_step(skipped);
-  if (!skipped) {
+  if (!skipped && offload_) {
+    apply_step(gradients_to_host(), scale_of_gradients);
+  } else if (!skipped) {
     std::vector<Buffer> fp32;
     fp32.reserve(model_.groups.size());  // views below point at these Buffers: no reallocation
     std::vector<BufferView> grads;

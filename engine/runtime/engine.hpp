@@ -23,6 +23,11 @@
 // weights are fp32 unless fp16.fp16_master_weights_and_grads / bf16.bf16_master_weights_and_grads
 // keep them 16-bit; optimizer states are fp32 unless bf16.bf16_optimizer_states. The master-dtype
 // gradients the optimizer reads exist only during the step.
+// ZeRO-Offload (zero_optimization.offload_optimizer.device "cpu", stages 1-3): the master weights,
+// the optimizer states and a master-dtype gradient partition live in the backend's host() memory;
+// at the boundary the reduced gradient partition is copied device-to-host on the device's "copy"
+// stream, unscaled, clipped and stepped by the CPU (host compute stream), and the updated
+// parameters are copied host-to-device on the copy stream before ZeRO 1-2's all-gather.
 
 #include <cstdint>
 #include <functional>
@@ -178,6 +183,10 @@ class Engine {
   BufferView compute_gradients_of_group(std::size_t g) const;
   BufferView compute_parameters_of_group(std::size_t g) const;
   bool detect_overflow();
+  // ZeRO-Offload: the step's gradients copied to host memory in the master dtype (one view per
+  // group, into host_grads_), and the updated master weights copied back into the parameters.
+  std::vector<BufferView> gradients_to_host();
+  void parameters_from_host();
   double global_norm_squared(std::span<const BufferView> grads);
   // A value summed over the zero group (stages 1-3) and then over the pipeline's stages: the
   // overflow flag (op max) and the norm's squares (op sum) in fp32, as DeepSpeed all-reduces them.
@@ -214,6 +223,8 @@ class Engine {
   Buffer grads_;
   Buffer master_;
   std::vector<std::int64_t> master_offset_;  // per group: first element in master_
+  bool offload_ = false;                     // ZeRO-Offload: master_, host_grads_ and states on host()
+  Buffer host_grads_;                        // offload: master-dtype gradient partitions, host memory
   std::vector<Buffer> layer_grads_;          // stages 2-3: per owner layer, while alive
   std::vector<int> layer_grads_pending_;     // parameters of the owner still to reduce
   std::vector<std::int64_t> layer_grad_offset_;  // per parameter: where it sits in its owner's

@@ -104,6 +104,18 @@ struct NcclConstants {
   bool operator==(const NcclConstants&) const = default;
 };
 
+// The host side of a node, for ZeRO-Offload (optimizer states in CPU memory, the optimizer step on
+// the CPU, gradients and parameters over PCIe). 0 = not described: a cluster without a host model
+// plans no offload (the cost model throws a ConfigError naming the missing field).
+struct HostSpec {
+  std::int64_t memory_bytes = 0;        // per node, usable by the training processes; 0 = unbounded
+  double memory_bandwidth_GBps = 0.0;   // per node, STREAM-like achieved; shared by the node's ranks
+  double pcie_GBps = 0.0;               // per device, one direction, host <-> device
+  std::string source;
+  bool described() const { return memory_bytes > 0 || memory_bandwidth_GBps > 0.0 || pcie_GBps > 0.0; }
+  bool operator==(const HostSpec&) const = default;
+};
+
 struct ClusterSpec {
   std::string name;
   std::string description;
@@ -113,6 +125,7 @@ struct ClusterSpec {
   IntraNodeLink intra_node;
   InterNodeLink inter_node;
   NcclConstants nccl;
+  HostSpec host;  // optional in cluster files ("host")
 
   int world_size() const { return nodes * devices_per_node; }
   bool operator==(const ClusterSpec&) const = default;

@@ -165,7 +165,8 @@ Measurement measure(const PlanRequest& request, const Setup& setup, i64 micro_ba
       m.critical_rank = rank;
       m.breakdown = b;
     }
-    m.ranks.push_back({.rank = rank, .stage = mesh.coord_of(rank).pp, .stats = run.memory.at(static_cast<std::size_t>(rank))});
+    m.ranks.push_back({.rank = rank, .stage = mesh.coord_of(rank).pp, .stats = run.memory.at(static_cast<std::size_t>(rank)),
+                       .host = run.host_memory.at(static_cast<std::size_t>(rank))});
   }
   return m;
 }
@@ -379,8 +380,16 @@ PlanResult make_plan(const PlanRequest& request) {
   if (worst != out.ranks.end()) {
     out.peak_rank = worst->rank;
     out.peak = worst->stats;
+    out.host_peak = worst->host;
   }
+  out.host_capacity_bytes = request.cluster.host.memory_bytes;
   out.fits = out.capacity_bytes <= 0 || out.peak.total_peak_bytes <= out.capacity_bytes;
+  const bool host_fits = out.host_capacity_bytes <= 0 || out.host_peak.total_peak_bytes <= out.host_capacity_bytes;
+  if (!host_fits) {
+    out.warnings.push_back({.path = "zero_optimization.offload_optimizer",
+                            .message = fmt::format("the node's host memory peaks at {} bytes, over its {} bytes",
+                                                   out.host_peak.total_peak_bytes, out.host_capacity_bytes)});
+  }
   if (!out.fits) out.overflow = find_overflow(m.cluster.get(), *worst, out.capacity_bytes);
 
   out.step_time_ns = m.step_time_ns;

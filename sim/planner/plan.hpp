@@ -78,6 +78,7 @@ struct RankMemory {
   int rank = 0;
   int stage = 0;
   comm::MemoryStats stats;  // measured without a capacity limit
+  comm::MemoryStats host;   // its node's host memory (ZeRO-Offload), every rank of the node
 };
 
 // The first allocation that took a rank past the device's capacity.
@@ -117,7 +118,10 @@ struct PlanResult {
   std::vector<RankMemory> ranks;        // simulated ranks, in rank order
   int peak_rank = 0;                    // the rank with the largest peak
   comm::MemoryStats peak;               // that rank's
-  bool fits = true;
+  // ZeRO-Offload: the host memory of the peak rank's node (all its ranks); zero without offload.
+  comm::MemoryStats host_peak;
+  std::int64_t host_capacity_bytes = 0;  // per node (0 = unbounded)
+  bool fits = true;                     // the device peak fits (host memory over capacity: a warning)
   std::optional<Overflow> overflow;     // when it does not fit
 
   // Time.

@@ -247,6 +247,7 @@ SimulateResult run_simulation(const SimulateRequest& request) {
   }
   result.total_time_ns = previous_end;
   for (int r = 0; r < world; ++r) result.memory.push_back(result.cluster->memory(r));
+  for (int r = 0; r < world; ++r) result.host_memory.push_back(result.cluster->host_memory(r));
   return result;
 }
 

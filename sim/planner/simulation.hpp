@@ -80,6 +80,8 @@ struct StepReport {
 struct SimulateResult {
   std::vector<StepReport> steps;
   std::vector<comm::MemoryStats> memory;  // per rank (a represented rank's are its representative's)
+  // per rank: its node's host memory (Backend::host(); ZeRO-Offload's states), every rank of the node
+  std::vector<comm::MemoryStats> host_memory;
   // The ranks that ran, ascending (every rank unless symmetric ranks were collapsed): those whose
   // traces exist (cluster->tracer(r) of another rank is its representative's).
   std::vector<int> simulated_ranks;

@@ -121,6 +121,9 @@ StepBreakdown break_down_step(std::span<const TraceEvent> events, std::int64_t b
       else if (ends_with(e.name, " recompute")) add(StepPart::recompute, e);
       else if (ends_with(e.name, " backward") || e.start_ns < passes_end) add(StepPart::backward, e);
       else add(StepPart::optimizer, e);
+    } else if (e.lane == "cpu") {
+      // ZeRO-Offload's step on the host's CPU: optimizer work wherever it falls.
+      add(StepPart::optimizer, e);
     } else if (e.lane == "host" || e.lane == "copy") {
       add(StepPart::host, e);
     } else if (std::optional<StepPart> part = comm_part(e.lane)) {

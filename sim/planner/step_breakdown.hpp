@@ -3,7 +3,8 @@
 // exactly one part, so the parts sum to the window exactly (integer nanoseconds).
 //
 // A nanosecond goes to the first of these that is busy at it:
-//   1. compute (lane "compute"), by the launch's name: "<layer> forward" forward, "<layer> recompute"
+//   1. compute (lane "compute", and lane "cpu": ZeRO-Offload's optimizer step on the host's CPU,
+//      always optimizer), by the launch's name: "<layer> forward" forward, "<layer> recompute"
 //      recompute, "<layer> backward" backward; any other compute launch is optimizer work when it
 //      starts after the window's last forward/recompute/backward launch ended (unscale, clip, the
 //      optimizer, copies back to the parameters) and backward work otherwise (gradient copies into
@@ -12,7 +13,7 @@
 //      tp, sp, pp, dp when several overlap: "comm-tp*" and "comm-model*" tp, "comm-sp*" sp,
 //      "comm-pp*" and the p2p lanes pp, "comm-dp*", "comm-zero*", "comm-world*" and the ZeRO
 //      streams ("zero-reduce", "zero-gather") dp;
-//   3. host work and copies (lanes "host", "copy"): host;
+//   3. host work and copies (lanes "host", "copy"; ZeRO-Offload's PCIe copies are on "copy"): host;
 //   4. nothing: bubble (idle: pipeline fill and drain, waiting for a peer).
 // An event on a lane none of these name throws Error (a new lane must be classified here).
 

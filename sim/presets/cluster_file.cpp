@@ -227,6 +227,16 @@ NcclConstants nccl_from_json(const json& value, const std::string& path) {
   return n;
 }
 
+HostSpec host_from_json(const json& value, const std::string& path) {
+  ObjectReader r(value, path, {"memory_bytes", "memory_bandwidth_GBps", "pcie_GBps", "source"});
+  HostSpec h;
+  h.memory_bytes = r.integer("memory_bytes", 0, std::numeric_limits<std::int64_t>::max());
+  h.memory_bandwidth_GBps = r.number("memory_bandwidth_GBps", 0, kUnbounded);
+  h.pcie_GBps = r.number("pcie_GBps", 0, kUnbounded);
+  h.source = r.string("source", false);
+  return h;
+}
+
 ordered_json sourced(ordered_json object, const std::string& source) {
   object["source"] = source;
   return object;
@@ -237,7 +247,7 @@ ordered_json sourced(ordered_json object, const std::string& source) {
 ClusterSpec cluster_from_json(const json& document) {
   ObjectReader r(document, "",
                  {"schema", "name", "description", "nodes", "devices_per_node", "device", "intra_node", "inter_node",
-                  "nccl", "warnings"});
+                  "nccl", "host", "warnings"});
   const std::string schema = r.string("schema");
   if (schema != kClusterSchema) {
     throw ConfigError("schema", value_text(r.required("schema")), fmt::format("must be \"{}\"", kClusterSchema));
@@ -255,6 +265,7 @@ ClusterSpec cluster_from_json(const json& document) {
   c.intra_node = intra_from_json(r.required("intra_node"), "intra_node");
   c.inter_node = inter_from_json(r.required("inter_node"), "inter_node", c.nodes);
   c.nccl = nccl_from_json(r.required("nccl"), "nccl");
+  if (r.has("host")) c.host = host_from_json(r.required("host"), "host");
   return c;
 }
 
@@ -321,6 +332,12 @@ ordered_json cluster_to_json(const ClusterSpec& c) {
                        {"tree_bandwidth_factor", c.nccl.tree_bandwidth_factor},
                        {"algorithm", collective_algorithm_name(c.nccl.algorithm)}},
                       c.nccl.source);
+  if (c.host.described() || !c.host.source.empty()) {
+    j["host"] = sourced({{"memory_bytes", c.host.memory_bytes},
+                         {"memory_bandwidth_GBps", c.host.memory_bandwidth_GBps},
+                         {"pcie_GBps", c.host.pcie_GBps}},
+                        c.host.source);
+  }
   j["warnings"] = ordered_json::array();
   return j;
 }

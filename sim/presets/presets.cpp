@@ -254,8 +254,24 @@ std::vector<ClusterSpec> make_clusters(const std::vector<DeviceSpec>& devices) {
       "datasheet: DGX H100/H200 have 8 ConnectX-7 NDR 400 Gb/s compute NICs, one per GPU; 48.5 GB/s achieved per "
       "NIC (SimAI CX7_BW, network_presets.csv)";
   // A DGX-style cluster: 4 nodes of 8 GPUs on NVSwitch, one InfiniBand NIC per GPU.
+  // The host side of a DGX node (ZeRO-Offload): system memory, the two CPUs' DRAM bandwidth as
+  // STREAM reaches it (assumed 75% of the DDR peak), PCIe to each GPU (datasheet, per direction).
+  const HostSpec dgx_a100_host{
+      .memory_bytes = 2'000'000'000'000,
+      .memory_bandwidth_GBps = 307.0,
+      .pcie_GBps = 32.0,
+      .source = "datasheet: DGX A100 640GB has 2 TB system memory and 2 AMD EPYC 7742 (8 channels DDR4-3200 each: "
+                "409.6 GB/s peak per node, assumed 75% achieved = 307 GB/s); each A100 on PCIe Gen4 x16, 32 GB/s "
+                "per direction"};
+  const HostSpec dgx_hopper_host{
+      .memory_bytes = 2'000'000'000'000,
+      .memory_bandwidth_GBps = 460.0,
+      .pcie_GBps = 64.0,
+      .source = "datasheet: DGX H100/H200 have 2 TB system memory and 2 Intel Xeon Platinum 8480C (8 channels "
+                "DDR5-4800 each: 614 GB/s peak per node, assumed 75% achieved = 460 GB/s); each GPU on PCIe Gen5 "
+                "x16, 64 GB/s per direction"};
   auto dgx = [&](std::string name, std::string description, std::string_view device, IntraNodeLink intra,
-                 double nic_GBps, const std::string& nic_source) {
+                 double nic_GBps, const std::string& nic_source, const HostSpec& host) {
     return ClusterSpec{.name = std::move(name),
                        .description = std::move(description),
                        .nodes = 4,
@@ -263,15 +279,16 @@ std::vector<ClusterSpec> make_clusters(const std::vector<DeviceSpec>& devices) {
                        .device = find_device(devices, device),
                        .intra_node = std::move(intra),
                        .inter_node = infiniband(8, nic_GBps, nic_source),
-                       .nccl = nccl_constants()};
+                       .nccl = nccl_constants(),
+                       .host = host};
   };
   std::vector<ClusterSpec> clusters;
   clusters.push_back(dgx("dgx-a100-80gb", "DGX A100 80GB nodes: 8 GPUs on NVSwitch, 8 HDR InfiniBand NICs per node",
-                         "a100-sxm4-80gb", nvswitch(230, 0, kA100Efficiency, a100_busbw), 23.5, cx6));
+                         "a100-sxm4-80gb", nvswitch(230, 0, kA100Efficiency, a100_busbw), 23.5, cx6, dgx_a100_host));
   clusters.push_back(dgx("dgx-h100", "DGX H100 nodes: 8 GPUs on NVSwitch (NVLS), 8 NDR InfiniBand NICs per node",
-                         "h100-sxm5-80gb", nvswitch(370, 480, kH100Efficiency, hopper_busbw), 48.5, cx7));
+                         "h100-sxm5-80gb", nvswitch(370, 480, kH100Efficiency, hopper_busbw), 48.5, cx7, dgx_hopper_host));
   clusters.push_back(dgx("dgx-h200", "DGX H200 nodes: 8 GPUs on NVSwitch (NVLS), 8 NDR InfiniBand NICs per node",
-                         "h200-sxm-141gb", nvswitch(370, 480, kH200Efficiency, hopper_busbw), 48.5, cx7));
+                         "h200-sxm-141gb", nvswitch(370, 480, kH200Efficiency, hopper_busbw), 48.5, cx7, dgx_hopper_host));
   clusters.push_back(
       {.name = "vtrain-a100",
        .description = "the A100 cluster of the vTrain calibration set (64 nodes x 8 GPUs; 800 Gb/s per node)",
@@ -291,7 +308,8 @@ std::vector<ClusterSpec> make_clusters(const std::vector<DeviceSpec>& devices) {
                       .source = "vTrain config (vtrain_ground_truth_multi_a100.csv header; VIA-Research/vTrain "
                                 "src/config.py): inter_node_bandwidth 800 Gb/s per node, as 4 x 200 Gb/s HDR at line "
                                 "rate; step latencies: NCCL hwLat NET Simple"},
-       .nccl = nccl_constants()});
+       .nccl = nccl_constants(),
+       .host = dgx_a100_host});
 
   ClusterSpec local;
   local.name = "local-cpu";

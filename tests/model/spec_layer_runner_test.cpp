@@ -377,8 +377,9 @@ RC_GTEST_PROP(SpecLayerRunnerProperty, EveryMeshAndModeChargesTheSpecsAndIssuesT
 }
 
 TEST(SpecLayerRunnerCollectives, AMissingGroupIsAnErrorNamingTheLayer) {
-  SpecLayerRunner runner(gpt_bench(), options(2));
+  // The cluster outlives the runner: the runner's Buffers return to the cluster's device.
   SimCluster cluster({.world = 1, .fidelity = Fidelity::shape});
+  SpecLayerRunner runner(gpt_bench(), options(2));
   try {
     cluster.run([&](comm::Backend& backend) {
       runner.attach({.device = &backend.device(), .group = {}, .rank = 0});

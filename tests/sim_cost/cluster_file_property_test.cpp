@@ -101,6 +101,12 @@ ClusterSpec random_cluster() {
             .algorithm = *rc::gen::element(CollectiveAlgorithm::automatic, CollectiveAlgorithm::ring,
                                            CollectiveAlgorithm::tree, CollectiveAlgorithm::nvls),
             .source = *text()};
+  if (*rc::gen::arbitrary<bool>()) {
+    c.host = {.memory_bytes = *rc::gen::inRange<std::int64_t>(1, std::int64_t{1} << 45),
+              .memory_bandwidth_GBps = *positive(),
+              .pcie_GBps = *positive(),
+              .source = *text()};
+  }
   return c;
 }
 

@@ -64,6 +64,19 @@ TEST(Presets, EveryFieldGroupSaysWhereItsNumbersComeFrom) {
   }
 }
 
+TEST(Presets, DgxPresetsDescribeTheirHostSideForZeroOffloadWithSources) {
+  for (const char* name : {"dgx-a100-80gb", "dgx-h100", "dgx-h200", "vtrain-a100"}) {
+    SCOPED_TRACE(name);
+    const HostSpec& h = cluster_preset(name).host;
+    EXPECT_EQ(h.memory_bytes, 2'000'000'000'000);  // DGX datasheets: 2 TB system memory
+    EXPECT_GT(h.memory_bandwidth_GBps, 0.0);
+    EXPECT_FALSE(h.source.empty());
+  }
+  EXPECT_EQ(cluster_preset("dgx-h100").host.pcie_GBps, 64.0);       // PCIe Gen5 x16
+  EXPECT_EQ(cluster_preset("dgx-a100-80gb").host.pcie_GBps, 32.0);  // PCIe Gen4 x16
+  EXPECT_FALSE(cluster_preset("local-cpu").host.described());
+}
+
 TEST(Presets, LocalCpuNumbersAreMeasuredWithTheCommandThatMeasuredThem) {
   const ClusterSpec& c = cluster_preset("local-cpu");
   EXPECT_NE(c.device.compute_source.find("measured: build/bench/local_cpu_bench"), std::string::npos);

@@ -19,6 +19,10 @@ class ToyCosts final : public sim::CostModel {
     return 500 + bytes / 4;
   }
   std::int64_t p2p_ns(std::int64_t bytes, int, int) const override { return 200 + bytes / 4; }
+  std::int64_t host_copy_ns(int, std::int64_t bytes) const override { return 100 + bytes / 2; }
+  std::int64_t host_compute_ns(int, const comm::ComputeCost& c) const override {
+    return (c.bytes_read + c.bytes_written) / 4;
+  }
 };
 
 }  // namespace
@@ -79,12 +83,18 @@ void train_rank(const RunSpec& spec, const std::shared_ptr<comm::Backend>& backe
     engine.full_parameters();
   }
   out.memory_after_run[static_cast<std::size_t>(r)] = backend->device().memory();
+  out.host_after_run.resize(static_cast<std::size_t>(spec.world));
+  out.host_after_run[static_cast<std::size_t>(r)] = backend->host().memory();
+  // The host memory is the node's: no rank may destroy its engine (returning its host bytes)
+  // before the node's other ranks have read it.
+  backend->world()->barrier()->wait();
 }
 
 RunResult run(const RunSpec& spec) {
   RunResult out;
   sim::SimCluster cluster(
-      {.world = spec.world, .capacity_bytes = spec.capacity_bytes, .costs = toy_costs()});
+      {.world = spec.world, .capacity_bytes = spec.capacity_bytes, .ranks_per_node = spec.ranks_per_node,
+       .costs = toy_costs()});
   out.memory_after_init.resize(static_cast<std::size_t>(spec.world));
   out.memory_after_run.resize(static_cast<std::size_t>(spec.world));
   cluster.run([&](comm::Backend& backend) {

@@ -31,6 +31,7 @@ struct RunSpec {
   ToyModel model;
   std::vector<ParamGroupSpec> param_groups;  // empty: one group
   std::int64_t capacity_bytes = 0;
+  int ranks_per_node = 1;  // ranks sharing one host memory (Backend::host())
   // (rank, micro-step, layer, parameter index): +inf written into that gradient.
   std::vector<std::tuple<int, std::int64_t, std::size_t, std::size_t>> overflows;
 };
@@ -46,6 +47,7 @@ struct RunResult {
   std::vector<TraceEvent> events;     // rank 0's trace events
   std::vector<comm::MemoryStats> memory_after_init;  // per rank
   std::vector<comm::MemoryStats> memory_after_run;   // per rank
+  std::vector<comm::MemoryStats> host_after_run;     // per rank: its node's host memory
   std::vector<std::vector<std::int64_t>> numels;     // parameter numels per group (one group)
   std::string trace;                  // Chrome trace of every rank
 };

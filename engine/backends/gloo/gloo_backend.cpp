@@ -63,6 +63,8 @@ class GlooBackend final : public comm::Backend {
   int rank() const override { return options_.rank; }
   int world_size() const override { return options_.world_size; }
   comm::Device& device() override { return *device_; }
+  // A CPU rank's device is host memory: offloading to it is a copy within the same memory.
+  comm::Device& host() override { return *device_; }
   comm::Store& store() override { return *store_; }
   TraceRecorder& tracer() override { return tracer_; }
   comm::CommPtr world() override { return world_; }
