@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kernels/cpu/flat_ops.hpp"
+#include "kernels/cpu/optimizer_ops.hpp"
 
 namespace twinspeed {
 namespace {
@@ -134,6 +135,50 @@ void BM_FusedAdam(benchmark::State& state) {
   if (it != torch_adam_seconds.end()) state.counters["x_torch"] = it->second / seconds;
 }
 
+// LAMB: two passes, STREAM-counted 40 bytes per parameter (pass 1 reads p, g, m, v and writes
+// m, v; pass 2 reads p, m, v and writes p).
+void BM_Lamb(benchmark::State& state) {
+  use_threads(state);
+  const std::int64_t n = state.range(0);
+  HostBuffer p(n, 0.5f), g(n, 0.01f), m(n, 0.0f), v(n, 0.0f);
+  kernels::LambParams params;
+  const LoopClock clock;
+  for (auto _ : state) {
+    ++params.step;
+    benchmark::DoNotOptimize(kernels::lamb_step(p.all(), g.all(), m.all(), v.all(), params));
+  }
+  report_of_triad(state, set_rates(state, 40, clock.seconds_per_iteration(state)));
+}
+
+// Lion: 20 bytes per parameter (reads p, g, m; writes p, m).
+void BM_Lion(benchmark::State& state) {
+  use_threads(state);
+  const std::int64_t n = state.range(0);
+  HostBuffer p(n, 0.5f), g(n, 0.01f), m(n, 0.0f);
+  const kernels::LionParams params{.lr = 1e-4, .weight_decay = 0.01};
+  const LoopClock clock;
+  for (auto _ : state) {
+    kernels::lion_step(p.all(), g.all(), m.all(), params);
+    benchmark::DoNotOptimize(p.data.data());
+  }
+  report_of_triad(state, set_rates(state, 20, clock.seconds_per_iteration(state)));
+}
+
+// Adagrad: 20 bytes per parameter (reads p, g, sum; writes p, sum).
+void BM_Adagrad(benchmark::State& state) {
+  use_threads(state);
+  const std::int64_t n = state.range(0);
+  HostBuffer p(n, 0.5f), g(n, 0.01f), sums(n, 0.0f);
+  kernels::AdagradParams params;
+  const LoopClock clock;
+  for (auto _ : state) {
+    ++params.step;
+    kernels::adagrad_step(p.all(), g.all(), sums.all(), params);
+    benchmark::DoNotOptimize(p.data.data());
+  }
+  report_of_triad(state, set_rates(state, 20, clock.seconds_per_iteration(state)));
+}
+
 void BM_UnscaleOverflow(benchmark::State& state) {
   use_threads(state);
   const std::int64_t n = state.range(0);
@@ -213,6 +258,9 @@ void sizes(benchmark::internal::Benchmark* b, std::initializer_list<std::int64_t
 BENCHMARK(BM_Triad)->Apply([](auto* b) { sizes(b, {32 * kM}); });
 BENCHMARK(BM_TorchAdam)->Apply([](auto* b) { sizes(b, {kM, 16 * kM, 128 * kM}); });
 BENCHMARK(BM_FusedAdam)->Apply([](auto* b) { sizes(b, {kM, 16 * kM, 128 * kM}); });
+BENCHMARK(BM_Lamb)->Apply([](auto* b) { sizes(b, {kM, 16 * kM}); });
+BENCHMARK(BM_Lion)->Apply([](auto* b) { sizes(b, {kM, 16 * kM}); });
+BENCHMARK(BM_Adagrad)->Apply([](auto* b) { sizes(b, {kM, 16 * kM}); });
 BENCHMARK(BM_UnscaleOverflow)->Apply([](auto* b) { sizes(b, {kM, 32 * kM}); });
 BENCHMARK(BM_L2Norm)->Apply([](auto* b) { sizes(b, {kM, 32 * kM}); });
 BENCHMARK(BM_SumOfSquares)->Apply([](auto* b) { sizes(b, {32 * kM}); });

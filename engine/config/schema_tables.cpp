@@ -311,7 +311,7 @@ const SectionSpec* root_section() {
       choice("seq_parallel_communication_data_type", "fp32", kCommDtypes, ChoiceCase::lower).or_null().unacted(),
       choice("gradient_allreduce_op", "mean", {"mean", "sum"}, ChoiceCase::lower),
       flag("dataloader_drop_last", false),
-      flag("zero_allow_untested_optimizer", false).unacted(),
+      flag("zero_allow_untested_optimizer", false),
       flag("zero_force_ds_cpu_optimizer", true).unacted(),
       flag("managed_gradient_accumulation", true).unacted(),
       flag("memory_breakdown", false).unacted(),

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -35,7 +36,27 @@ struct FlatParamGroup {
   BufferView grads;
   std::optional<double> lr;
   std::optional<double> weight_decay;
+  // Where each tensor of the group starts in the views, ascending from 0, for optimizers whose
+  // update depends on per-tensor norms (LAMB's trust ratio): DeepSpeed's basic optimizer sees one
+  // tensor per parameter at stage 0 and one flat partition per group under ZeRO. Empty: the whole
+  // view is one tensor.
+  std::vector<std::int64_t> tensor_starts;
 };
+
+// What DeepSpeed checks about the basic optimizer when the engine is set up
+// (_do_optimizer_sanity_check, _configure_fp16_optimizer).
+struct OptimizerSetup {
+  int zero_stage = 0;
+  bool zero_allow_untested_optimizer = false;
+  bool fp16 = false;
+  bool dynamic_loss_scale = true;
+};
+
+// Throws ConfigError where DeepSpeed 0.19.6 fails for a config optimizer type (any spelling the
+// config accepts) in this setup: ZeRO with an optimizer outside ZERO_SUPPORTED_OPTIMIZERS
+// without zero_allow_untested_optimizer (LAMB; SGD is a documented exception), and LAMB in fp16
+// with a static loss scale.
+void check_optimizer_setup(std::string_view type, const OptimizerSetup& setup);
 
 // Builds the optimizer of a config's "optimizer" section over param groups (fp32, or 16-bit master
 // weights; each group's lr / weight_decay, when set, override the config's); its state is

@@ -312,16 +312,28 @@ void Engine::build_optimizer(EngineParts& parts) {
                        : dtype_ == master_dtype_ ? compute_gradients_of_group(g)
                                                  : BufferView{nullptr, 0, params.numel};
     const ParamGroupSpec* spec = parts.param_groups.empty() ? nullptr : &parts.param_groups[g];
+    // Stage 0: the basic optimizer sees each parameter as its own tensor (LAMB's trust ratio);
+    // under ZeRO, the rank's flat partition of the group is one tensor.
+    std::vector<std::int64_t> starts;
+    if (settings_.zero_stage == 0) {
+      for (std::size_t p : model_.groups[g]) starts.push_back(flat_.offset[p] - flat_.groups[g].base);
+    }
     groups.push_back({.params = params,
                       .grads = grads,
                       .lr = spec ? spec->lr : std::nullopt,
-                      .weight_decay = spec ? spec->weight_decay : std::nullopt});
+                      .weight_decay = spec ? spec->weight_decay : std::nullopt,
+                      .tensor_starts = std::move(starts)});
   }
   // ZeRO-Offload: the optimizer's states live in host memory (DeepSpeedCPUAdam's).
   comm::Device& device = offload_ ? backend_->host() : backend_->device();
   if (parts.optimizer_factory) {
     optimizer_ = parts.optimizer_factory(device, groups);
   } else if (settings_.optimizer.present) {
+    check_optimizer_setup(settings_.optimizer.type,
+                          {.zero_stage = settings_.zero_stage,
+                           .zero_allow_untested_optimizer = settings_.zero_allow_untested_optimizer,
+                           .fp16 = settings_.fp16,
+                           .dynamic_loss_scale = settings_.fp16_config.dynamic_loss_scale()});
     // bf16.bf16_optimizer_states keeps the optimizer's moments in bf16.
     const DType states = settings_.bf16 && settings_.bf16_config.bf16_optimizer_states ? DType::bf16 : DType::f32;
     optimizer_ = make_config_optimizer(settings_.optimizer.type, settings_.optimizer.params, device, groups, states);
@@ -510,14 +522,17 @@ double Engine::global_norm_squared(std::span<const BufferView> grads) {
   double total = 0.0;
   for (std::size_t g = 0; g < grads.size(); ++g) {
     const BufferView& v = grads[g];
-    // The group's view without the holes (tied copies counted on another stage).
-    double local = 0.0;
+    // The group's view without the holes (tied copies counted on another stage), as one
+    // multi-tensor L2 norm: fp32 sums per block of 2^16 elements added in order (DeepSpeed's
+    // multi_tensor_l2norm accumulation; deterministic for any thread count).
+    std::vector<BufferView> pieces;
     std::int64_t at = 0;
     for (const ElementRange& hole : norm_holes_[g]) {
-      if (hole.offset > at) local += kernels::sum_of_squares(v.sub(at, hole.offset - at));
+      if (hole.offset > at) pieces.push_back(v.sub(at, hole.offset - at));
       at = std::max(at, hole.end());
     }
-    if (at < v.numel) local += kernels::sum_of_squares(at == 0 ? v : v.sub(at, v.numel - at));
+    if (at < v.numel) pieces.push_back(at == 0 ? v : v.sub(at, v.numel - at));
+    const double local = kernels::squared_l2_norm(pieces);
     if (settings_.zero_stage == 0 && !pipeline_stage_) {
       total += local;
       continue;

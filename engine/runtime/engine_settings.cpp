@@ -18,6 +18,7 @@ EngineSettings engine_settings_from(const Config& config) {
   s.gradient_predivide_factor = config.gradient_predivide_factor();
   s.gradient_average = config.gradient_allreduce_op() != "sum";
   s.zero_stage = config.zero().stage;
+  s.zero_allow_untested_optimizer = config.training().zero_allow_untested_optimizer;
   s.fp16 = config.fp16().enabled;
   s.bf16 = config.bf16().enabled;
   s.zero = config.zero();

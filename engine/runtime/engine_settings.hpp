@@ -27,6 +27,7 @@ struct EngineSettings {
   bool gradient_average = true;
   double gradient_predivide_factor = 1.0;
   int zero_stage = 0;
+  bool zero_allow_untested_optimizer = false;
   // Elements per all-reduce bucket of the ZeRO-0 gradient reduction (DeepSpeed's
   // allreduce_bucket_size for the non-ZeRO path, 5e8 elements by default).
   std::int64_t allreduce_bucket_elements = 500'000'000;

@@ -1,6 +1,6 @@
 #pragma once
 // What the per-element math of kernels/common needs from its number type F beyond + - * /:
-// ElementMath<F>::sqrt. F is float here (host and CUDA device code); kernels/cpu/simd.hpp
+// ElementMath<F>::sqrt and where_positive. F is float here (host and CUDA device code); kernels/cpu/simd.hpp
 // specialises it for its SIMD vectors, so one template body serves a scalar loop, a vector loop
 // and a CUDA thread with the same operations in the same order (hence the same bits).
 
@@ -17,6 +17,10 @@ struct ElementMath;
 template <>
 struct ElementMath<float> {
   TS_HOST_DEVICE static float sqrt(float x) { return std::sqrt(x); }
+  // if_positive where x > 0, otherwise (0, negative, NaN) the other value.
+  TS_HOST_DEVICE static float where_positive(float x, float if_positive, float otherwise) {
+    return x > 0.0f ? if_positive : otherwise;
+  }
 };
 
 // IEEE binary32 bits of an inf or NaN: the exponent is all ones. Works on a std::uint32_t (gives a

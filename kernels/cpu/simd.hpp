@@ -46,6 +46,9 @@ struct ElementMath<simd::f32x4> {
     return simd::f32x4{std::sqrt(x[0]), std::sqrt(x[1]), std::sqrt(x[2]), std::sqrt(x[3])};
 #endif
   }
+  static simd::f32x4 where_positive(simd::f32x4 x, float if_positive, float otherwise) {
+    return x > simd::splat(0.0f) ? simd::splat(if_positive) : simd::splat(otherwise);
+  }
 };
 
 }  // namespace twinspeed::kernels

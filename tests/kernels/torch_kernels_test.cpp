@@ -17,6 +17,7 @@
 
 #include "kernel_test_support.hpp"
 #include "kernels/cpu/flat_ops.hpp"
+#include "kernels/cpu/optimizer_ops.hpp"
 
 namespace twinspeed {
 namespace {
@@ -62,6 +63,48 @@ void check_against_torch(bool adam_w_mode, double weight_decay) {
 TEST(TorchKernels, AdamStepMatchesTorchAdamWithL2WeightDecay) { check_against_torch(false, 0.01); }
 TEST(TorchKernels, AdamStepMatchesTorchAdamWithoutWeightDecay) { check_against_torch(false, 0.0); }
 TEST(TorchKernels, AdamWStepMatchesTorchAdamW) { check_against_torch(true, 0.01); }
+
+// Adagrad against torch::optim::Adagrad over 10 steps: the same fp32 operations, but torch's
+// vectorised addcdiv/addcmul may contract or reorder, so 1e-6 relative plus 1e-7 absolute.
+void check_adagrad_against_torch(double lr_decay, double weight_decay, double initial) {
+  const std::int64_t n = 2 * kernels::kBlockElements + 3;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> p0(n);
+  for (float& x : p0) x = normal(rng);
+  HostBuffer p(DType::f32, p0), g(DType::f32, n), sums(DType::f32, n);
+  for (std::int64_t i = 0; i < n; ++i) sums.set(i, static_cast<float>(initial));
+  torch::Tensor tp = torch::tensor(p0).requires_grad_(true);
+  const double lr = 1e-2;
+  torch::optim::Adagrad opt({tp}, torch::optim::AdagradOptions(lr)
+                                       .lr_decay(lr_decay)
+                                       .weight_decay(weight_decay)
+                                       .initial_accumulator_value(initial)
+                                       .eps(1e-10));
+  kernels::AdagradParams a{.lr = lr, .lr_decay = lr_decay, .weight_decay = weight_decay, .eps = 1e-10};
+  for (int step = 1; step <= 10; ++step) {
+    std::vector<float> grad(n);
+    for (float& x : grad) x = normal(rng) * 0.1f;
+    for (std::int64_t i = 0; i < n; ++i) g.set(i, grad[static_cast<std::size_t>(i)]);
+    tp.mutable_grad() = torch::tensor(grad);
+    opt.step();
+    a.step = step;
+    kernels::adagrad_step(p.all(), g.all(), sums.all(), a);
+  }
+  const float* want = tp.data_ptr<float>();
+  std::int64_t wrong = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (std::abs(p.get(i) - want[i]) > 1e-6 * std::abs(want[i]) + 1e-7 && wrong++ < 3) {
+      ADD_FAILURE() << i << ": " << p.get(i) << " vs torch " << want[i];
+    }
+  }
+  EXPECT_EQ(wrong, 0) << "of " << n;
+}
+
+TEST(TorchKernels, AdagradStepMatchesTorchAdagrad) { check_adagrad_against_torch(0.0, 0.0, 0.0); }
+TEST(TorchKernels, AdagradStepMatchesTorchAdagradWithDecaysAndInitialAccumulator) {
+  check_adagrad_against_torch(0.01, 0.01, 0.1);
+}
 
 // Random fp32 bit patterns (every exponent) and the edges of the 16-bit formats.
 std::vector<float> conversion_inputs() {
