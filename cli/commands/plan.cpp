@@ -42,12 +42,6 @@ struct PlanArgs {
   std::string estimator;
 };
 
-RecomputeMode parse_recompute(const std::string& name) {
-  if (name == "full") return RecomputeMode::full;
-  if (name == "selective") return RecomputeMode::selective;
-  return RecomputeMode::none;
-}
-
 void run_plan(const PlanArgs& args) {
   const ModelConfig model = load_model_preset(args.model);
   const sim::ClusterSpec preset = sim::resolve_cluster(args.cluster);
@@ -75,7 +69,7 @@ void run_plan(const PlanArgs& args) {
   if (!args.dtype.empty()) request.options.precision = args.dtype;
   if (!args.tp_sp.empty()) request.tp_sp = args.tp_sp == "on";
   request.seq_len = args.seq;
-  if (!args.recompute.empty()) request.recompute = parse_recompute(args.recompute);
+  if (!args.recompute.empty()) request.recompute = planner::parse_recompute(args.recompute);
   if (args.attention == "flash") request.attention = AttentionKernel::flash;
   request.all_ranks = args.all_ranks;
   request.keep_cluster = !args.trace.empty();

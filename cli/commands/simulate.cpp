@@ -17,6 +17,7 @@
 #include "cli/simulate_numeric.hpp"
 #include "cli/simulate_command.hpp"
 #include "cli/simulate_report.hpp"
+#include "sim/planner/plan.hpp"
 #include "sim/planner/simulation.hpp"
 #include "engine/core/errors.hpp"
 #include "engine/core/trace_chrome.hpp"
@@ -42,12 +43,6 @@ std::pair<std::int64_t, std::string> resolve_seq(const SimulateArgs& args, const
   return {seq.value, std::move(seq.source)};
 }
 
-RecomputeMode parse_recompute(const std::string& name) {
-  if (name == "full") return RecomputeMode::full;
-  if (name == "selective") return RecomputeMode::selective;
-  return RecomputeMode::none;
-}
-
 struct FidelityChoice {
   sim::Fidelity fidelity = sim::Fidelity::shape;
   std::string source;
@@ -59,7 +54,7 @@ FidelityChoice choose_fidelity(const SimulateArgs& args, const Config& config, c
                                std::int64_t seq_len) {
   if (args.fidelity == "numeric") return {sim::Fidelity::numeric, "--fidelity", {}};
   if (args.fidelity == "shape") return {sim::Fidelity::shape, "--fidelity", {}};
-  const std::int64_t need = planner::estimate_numeric_host_bytes(config, model, seq_len, parse_recompute(args.recompute));
+  const std::int64_t need = planner::estimate_numeric_host_bytes(config, model, seq_len, planner::parse_recompute(args.recompute));
   const std::optional<std::int64_t> host = planner::host_memory_bytes();
   const std::string estimate = fmt::format("numeric needs ~{} of host memory", format_bytes(need));
   if (!host) {
@@ -81,7 +76,7 @@ RunSetup prepare_run(const SimulateArgs& args) {
   RunSetup r{.config = Config::load(args.config, LoadOptions{.world = args.world, .pp = args.pp}),
              .model = load_model_preset(args.model)};
   std::tie(r.seq_len, r.seq_source) = resolve_seq(args, r.model);
-  r.recompute = parse_recompute(args.recompute);
+  r.recompute = planner::parse_recompute(args.recompute);
   const PipelineConfig& pipe = r.config.pipeline();
   if (r.config.mesh().pp > 1 && pipe.activation_checkpoint_interval > 0 && r.recompute == RecomputeMode::none) {
     // DeepSpeed's PipelineModule checkpoints every `interval` layers; the zoo checkpoints blocks.

@@ -341,6 +341,12 @@ std::string_view recompute_name(RecomputeMode mode) {
   return "?";
 }
 
+RecomputeMode parse_recompute(std::string_view name) {
+  if (name == "full") return RecomputeMode::full;
+  if (name == "selective") return RecomputeMode::selective;
+  return RecomputeMode::none;
+}
+
 std::string_view attention_name(AttentionKernel kernel) {
   return kernel == AttentionKernel::flash ? "flash" : "standard";
 }

@@ -71,6 +71,9 @@ struct Parallelism {
 };
 
 std::string_view recompute_name(RecomputeMode mode);  // "none", "selective", "full"
+// The inverse of recompute_name, for the CLI's --recompute (which CLI11 has already checked):
+// anything but "selective" and "full" is none.
+RecomputeMode parse_recompute(std::string_view name);
 std::string_view attention_name(AttentionKernel kernel);  // "standard", "flash"
 
 // Memory of one simulated rank (it stands for the ranks of its pipeline stage unless all_ranks).
