@@ -6,8 +6,13 @@
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/backends/flight_recorder.hpp"
 #include "engine/backends/gloo/gloo_backend.hpp"
 #include "engine/core/errors.hpp"
 #include "gloo/multiprocess.hpp"
@@ -63,6 +68,45 @@ TEST(GlooFailures, RankThatExitsIsNamedByTheOthers) {
     EXPECT_FALSE(e.killed) << "rank " << e.rank << " hung";
     EXPECT_EQ(e.code, kNamedTheRank) << "rank " << e.rank << " (signal " << e.signal << ")";
   }
+}
+
+// The survivors' flight records: their last operations, the failed all-reduce last.
+TEST(GlooFailures, AFailedOperationWritesTheRanksFlightRecord) {
+  const int port = testing::free_port();
+  const std::string dir = ::testing::TempDir() + "flight-" + std::to_string(port);
+  std::filesystem::create_directories(dir);
+  auto exits = run_ranks(2, [&](int rank) {
+    GlooOptions o = options_for(rank, 2, port);
+    o.flight_recorder_dir = dir;
+    auto backend = backends::make_gloo_backend(o);
+    Buffer b = backend->device().allocate(DType::f32, 1024, MemoryTag::grads);
+    backend->world()->all_reduce(b.all())->wait();
+    if (rank == 1) ::_exit(0);
+    try {
+      backend->world()->all_reduce(b.all())->wait();
+    } catch (const CommError&) {
+      return 0;
+    }
+    return 1;
+  });
+  ASSERT_EQ(exits[0].code, 0);
+  std::ifstream in(backends::flight_record_path(dir, 0));
+  ASSERT_TRUE(in) << "no flight record in " << dir;
+  const nlohmann::json record = nlohmann::json::parse(in);
+  EXPECT_EQ(record["schema"], "twinspeed.flight/1");
+  EXPECT_EQ(record["rank"], 0);
+  const auto& entries = record["entries"];
+  ASSERT_GE(entries.size(), 3u);  // the start barrier, the first all-reduce, the failed one
+  const auto& last = entries.back();
+  EXPECT_EQ(last["op"], "all_reduce");
+  EXPECT_EQ(last["seq"], 2);
+  EXPECT_EQ(last["group"], 0);
+  EXPECT_EQ(last["bytes"], 4096);
+  EXPECT_EQ(last["state"], "failed");
+  EXPECT_GE(last["ended_ns"].get<std::int64_t>(), last["started_ns"].get<std::int64_t>());
+  EXPECT_EQ(entries[entries.size() - 2]["state"], "completed");
+  EXPECT_NE(record["reason"].get<std::string>().find("did not arrive"), std::string::npos) << record["reason"];
+  EXPECT_FALSE(std::ifstream(backends::flight_record_path(dir, 1)));  // rank 1 never failed
 }
 
 TEST(GlooFailures, RankThatStallsIsNamedAfterTheTimeout) {

@@ -4,9 +4,7 @@
 // Fork without exec is safe here: the gtest process has no other threads when it forks, and each
 // child leaves with _exit() (no gtest teardown in the children).
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/backends/tcp_store.hpp"
 #include "engine/core/errors.hpp"
 
 namespace twinspeed::testing {
@@ -30,18 +29,7 @@ struct ChildExit {
 };
 
 // A TCP port nobody listens on right now (the kernel's pick).
-inline int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+inline int free_port() { return backends::unused_loopback_port(); }
 
 // fn(rank) runs in child `rank`; its return value is the exit code. An exception is printed (with
 // its details) and exits 100.

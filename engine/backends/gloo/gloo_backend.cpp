@@ -76,6 +76,8 @@ class GlooBackend final : public comm::Backend {
 
   GlooOptions options_;
   TraceRecorder tracer_;
+  // Before the device: its comm-stream threads record into it until they stop.
+  std::unique_ptr<FlightRecorder> flight_;
   std::unique_ptr<TcpStoreServer> server_;  // rank 0 only
   std::unique_ptr<TcpStore> store_;
   std::shared_ptr<gloo::transport::Device> transport_;
@@ -122,8 +124,10 @@ GlooBackend::GlooBackend(const GlooOptions& o) : options_(o) {
                     {.op = "init", .rank = o.rank});
   }
   device_ = std::make_unique<CpuDevice>(o.rank, o.capacity_bytes, tracer_);
+  flight_ = std::make_unique<FlightRecorder>(o.rank);
   shared_ = GlooRank{.global_rank = o.rank, .device = device_.get(), .store = store_.get(), .tracer = &tracer_,
-                     .timeout = o.timeout};
+                     .timeout = o.timeout, .flight = flight_.get(),
+                     .flight_path = flight_record_path(o.flight_recorder_dir, o.rank)};
   std::vector<int> all(static_cast<std::size_t>(o.world_size));
   for (int r = 0; r < o.world_size; ++r) all[static_cast<std::size_t>(r)] = r;
   world_ = create_group(all, "world");
@@ -282,10 +286,13 @@ GlooOptions gloo_options(const comm::BackendOptions& options, const comm::EnvLoo
       o.connect_timeout = milliseconds(json_integer(value, key, 1, std::int64_t{1} << 40));
     } else if (key == "capacity_bytes") {
       o.capacity_bytes = json_integer(value, key, 0, std::numeric_limits<std::int64_t>::max());
+    } else if (key == "flight_recorder_dir") {
+      if (!value.is_string()) throw ConfigError("backend." + key, value.dump(), "must be a string");
+      o.flight_recorder_dir = value.get<std::string>();
     } else {
       throw ConfigError("backend." + key, value.dump(),
                         "unknown gloo backend setting (known: master_addr, master_port, hostname, timeout_ms, "
-                        "connect_timeout_ms, capacity_bytes)");
+                        "connect_timeout_ms, capacity_bytes, flight_recorder_dir)");
     }
   }
   return o;

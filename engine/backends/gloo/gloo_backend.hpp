@@ -42,11 +42,15 @@ struct GlooOptions {
   // timeout); an explicit per-operation timeout wins.
   std::chrono::milliseconds timeout = comm::kDefaultCommTimeout;
   std::int64_t capacity_bytes = 0;  // 0: unbounded host memory
+  // Where the flight recorder (engine/backends/flight_recorder.hpp) writes this rank's last
+  // operations when one fails; empty: $TMPDIR, else /tmp.
+  std::string flight_recorder_dir;
 };
 
 // Options from the registry's BackendOptions: rank and world from options when >= 0, else from
 // the launcher's environment (comm::discover_dist_env); settings_json may set "master_addr",
-// "master_port", "hostname", "timeout_ms", "connect_timeout_ms", "capacity_bytes" (it wins over the
+// "master_port", "hostname", "timeout_ms", "connect_timeout_ms", "capacity_bytes",
+// "flight_recorder_dir" (it wins over the
 // environment). Throws ConfigError naming the setting or variable.
 GlooOptions gloo_options(const comm::BackendOptions& options, const comm::EnvLookup& env);
 

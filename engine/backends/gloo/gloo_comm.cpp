@@ -1,6 +1,8 @@
 #include "engine/backends/gloo/gloo_comm.hpp"
 
 #include <fmt/format.h>
+
+#include <cstdio>
 #include <fmt/ranges.h>
 #include <gloo/allgather.h>
 #include <gloo/alltoall.h>
@@ -273,11 +275,14 @@ comm::WorkPtr GlooComm::issue(comm::CollectiveOp op, BufferView input, const com
   const std::int64_t bytes = input.bytes();
   const std::chrono::milliseconds timeout = timeout_of(o);
   auto work = std::make_shared<GlooWork>();
+  const std::uint64_t flight_id = owner.flight->queued(g_->id, g_->kind, seq, std::string(comm::collective_op_name(op)),
+                                                       bytes, owner.device->clock().now_ns());
   // The task keeps this Comm (its body's `this`) alive until it has run.
   stream.submit([this, self = shared_from_this(), g = g_, &stream, op, seq, bytes, timeout, dtype = input.dtype(), body = std::move(body), work,
-                 skip = skip_empty && bytes == 0] {
+                 skip = skip_empty && bytes == 0, flight_id] {
     GlooRank& r = *g->owner;
     const std::int64_t start = r.device->clock().now_ns();
+    r.flight->started(flight_id, start);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::optional<CommError> error;
     try {
@@ -289,6 +294,11 @@ comm::WorkPtr GlooComm::issue(comm::CollectiveOp op, BufferView input, const com
       if (!skip) body(static_cast<std::uint32_t>(seq), timeout);
     } catch (const std::exception& e) {
       error = failure(op, seq, bytes, e.what(), deadline);
+    }
+    r.flight->ended(flight_id, !error, r.device->clock().now_ns());
+    if (error && r.flight->dump(r.flight_path, error->what())) {
+      std::fprintf(stderr, "note: gloo: rank %d's last operations (flight recorder) written to %s\n", r.global_rank,
+                   r.flight_path.c_str());
     }
     r.tracer->record({.rank = r.global_rank,
                       .lane = std::string(stream.name()),

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/backends/flight_recorder.hpp"
 #include "engine/backends/gloo/cpu_device.hpp"
 #include "engine/backends/tcp_store.hpp"
 #include "engine/comm/comm.hpp"
@@ -26,6 +27,8 @@ struct GlooRank {
   TcpStore* store = nullptr;
   TraceRecorder* tracer = nullptr;
   std::chrono::milliseconds timeout{};
+  FlightRecorder* flight = nullptr;
+  std::string flight_path;  // where the flight record is written when an operation fails
 };
 
 struct GlooGroup {
