@@ -74,6 +74,12 @@ void check_range(const std::string& key, double value, bool ok, const char* rule
   if (!ok) throw ConfigError("optimizer.params." + key, fmt::format("{}", value), rule);
 }
 
+// Adam's and LAMB's betas: each in [0, 1).
+void check_betas_below_one(double beta1, double beta2) {
+  check_range("betas", beta1, beta1 >= 0 && beta1 < 1, "betas[0] must be in [0, 1)");
+  check_range("betas", beta2, beta2 >= 0 && beta2 < 1, "betas[1] must be in [0, 1)");
+}
+
 // Param groups over flat engine memory. Each state buffer (Adam's two moments, SGD's momentum)
 // is one allocation laid out group after group, like the parameters.
 class FlatGroupsOptimizer : public Optimizer {
@@ -328,8 +334,7 @@ std::unique_ptr<Optimizer> make_adam(const std::string& type, const nlohmann::js
   r.reject_unknown(type == "adamw" ? "AdamW" : "Adam");
   check_range("lr", p.lr, p.lr >= 0, "must be >= 0");
   check_range("eps", p.eps, p.eps >= 0, "must be >= 0");
-  check_range("betas", p.beta1, p.beta1 >= 0 && p.beta1 < 1, "betas[0] must be in [0, 1)");
-  check_range("betas", p.beta2, p.beta2 >= 0 && p.beta2 < 1, "betas[1] must be in [0, 1)");
+  check_betas_below_one(p.beta1, p.beta2);
   return std::make_unique<FlatAdam>(p.adam_w_mode ? "adamw" : "adam", p, device, groups, state_dtype);
 }
 
@@ -371,8 +376,7 @@ std::unique_ptr<Optimizer> make_lamb(const nlohmann::json& json, comm::Device& d
   r.reject_unknown("Lamb");
   check_range("lr", p.lr, p.lr >= 0, "must be >= 0");
   check_range("eps", p.eps, p.eps >= 0, "must be >= 0");
-  check_range("betas", p.beta1, p.beta1 >= 0 && p.beta1 < 1, "betas[0] must be in [0, 1)");
-  check_range("betas", p.beta2, p.beta2 >= 0 && p.beta2 < 1, "betas[1] must be in [0, 1)");
+  check_betas_below_one(p.beta1, p.beta2);
   check_range("min_coeff", p.min_coeff, p.min_coeff <= p.max_coeff, "must be <= max_coeff");
   return std::make_unique<FlatLamb>(p, device, groups, state_dtype);
 }

@@ -138,18 +138,15 @@ void Engine::allocate() {
       grads_ = device.allocate(dtype_, partitions, MemoryTag::grads);
     }
     if (stage >= 1) {
-      master_ = (offload_ ? backend_->host() : device).allocate(master_dtype_, partitions, MemoryTag::master_params);
-      if (offload_) host_grads_ = backend_->host().allocate(master_dtype_, partitions, MemoryTag::grads);
+      allocate_master(partitions);
     } else if (dtype_ != master_dtype_) {
-      master_ = device.allocate(master_dtype_, flat_.ungrouped.offset, MemoryTag::master_params);
+      allocate_master(flat_.ungrouped.offset);
     }
   } else {
     shards_ = plan_shards(model_, n);
     params_ = device.allocate(dtype_, shards_.total, MemoryTag::params);
     grads_ = device.allocate(dtype_, shards_.total, MemoryTag::grads);
-    master_ = (offload_ ? backend_->host() : device)
-                  .allocate(master_dtype_, shards_.ungrouped.offset, MemoryTag::master_params);
-    if (offload_) host_grads_ = backend_->host().allocate(master_dtype_, shards_.ungrouped.offset, MemoryTag::grads);
+    allocate_master(shards_.ungrouped.offset);
     for (std::size_t g = 0; g < groups; ++g) master_offset_[g] = shards_.groups[g].offset;
     const auto& z = settings_.zero;
     stage3_ = std::make_unique<Stage3Params>(
@@ -325,7 +322,7 @@ void Engine::build_optimizer(EngineParts& parts) {
                       .tensor_starts = std::move(starts)});
   }
   // ZeRO-Offload: the optimizer's states live in host memory (DeepSpeedCPUAdam's).
-  comm::Device& device = offload_ ? backend_->host() : backend_->device();
+  comm::Device& device = optimizer_device();
   if (parts.optimizer_factory) {
     optimizer_ = parts.optimizer_factory(device, groups);
   } else if (settings_.optimizer.present) {
@@ -570,7 +567,7 @@ void Engine::apply_step(const std::vector<BufferView>& grads, double scale_of_gr
   // (Adam's traffic; the kernels issue gives each optimizer its own cost).
   // Offloaded, DeepSpeedCPUAdam runs it on the host's CPU (memory-bound: the same 28 bytes a
   // parameter).
-  comm::Device& runs_on = offload_ ? backend_->host() : device;
+  comm::Device& runs_on = optimizer_device();
   launch_always(runs_on, runs_on.compute_stream(), "optimizer step",
                 {.op_class = comm::OpClass::optimizer, .flops = 12.0 * static_cast<double>(n), .bytes_read = 16 * n,
                  .bytes_written = 12 * n},
@@ -596,6 +593,13 @@ void Engine::apply_step(const std::vector<BufferView>& grads, double scale_of_gr
       zero_group_->all_gather(compute_parameters_of_group(g), params_.view(region.base, region.layout.padded_numel))->wait();
     }
   }
+}
+
+comm::Device& Engine::optimizer_device() { return offload_ ? backend_->host() : backend_->device(); }
+
+void Engine::allocate_master(std::int64_t numel) {
+  master_ = optimizer_device().allocate(master_dtype_, numel, MemoryTag::master_params);
+  if (offload_) host_grads_ = backend_->host().allocate(master_dtype_, numel, MemoryTag::grads);
 }
 
 std::vector<BufferView> Engine::gradients_to_host() {

@@ -183,6 +183,11 @@ class Engine {
   BufferView compute_gradients_of_group(std::size_t g) const;
   BufferView compute_parameters_of_group(std::size_t g) const;
   bool detect_overflow();
+  // Where the master weights, their gradients and the optimizer's states live and the step runs:
+  // host() with ZeRO-Offload, else the device.
+  comm::Device& optimizer_device();
+  // master_ (and, offloaded, host_grads_) of numel elements on optimizer_device().
+  void allocate_master(std::int64_t numel);
   // ZeRO-Offload: the step's gradients copied to host memory in the master dtype (one view per
   // group, into host_grads_), and the updated master weights copied back into the parameters.
   std::vector<BufferView> gradients_to_host();
