@@ -25,6 +25,7 @@ struct SimulateArgs {
   std::string recompute = "none";
   bool all_ranks = false;
   std::uint64_t seed = 0;
+  std::string data = "synthetic";  // numeric fidelity's tokens: synthetic or a token file (train --data)
   std::string trace;
   bool json = false;
   bool per_rank = false;

@@ -132,8 +132,11 @@ void run_simulate(const SimulateArgs& args) {
   const planner::SimulateResult result = planner::run_simulation(
       {.config = &config, .model = &model, .cluster = cluster, .steps = args.steps, .seq_len = seq_len,
        .fidelity = fidelity.fidelity, .seed = args.seed, .recompute = recompute, .partition_method = partition,
-       .make_model = fidelity.fidelity == sim::Fidelity::numeric ? planner::RankModelFactory(make_numeric_rank_model)
-                                                                  : planner::RankModelFactory(planner::make_shape_rank_model),
+       .make_model = fidelity.fidelity == sim::Fidelity::numeric
+                         ? numeric_rank_model_factory({.source = args.data, .vocab_size = model.vocab_size,
+                                                       .seq_len = seq_len,
+                                                       .samples = args.steps * config.batch().train_batch_size})
+                         : planner::RankModelFactory(planner::make_shape_rank_model),
        .on_step = [&](std::int64_t step) { progress.update(step, fmt::format("step {}", step)); },
        .all_ranks = args.all_ranks});
   progress.finish();

@@ -32,7 +32,6 @@ namespace {
 struct TrainArgs {
   SimulateArgs run;  // config, model, cluster, world, pp, steps, seq, recompute, seed, json, no_progress
   std::string backend;
-  std::string data = "synthetic";
   double timeout_s = 300.0;
 };
 
@@ -99,7 +98,10 @@ void run_real(const TrainArgs& args) {
   const planner::RankTimeline timeline = planner::train_rank(
       {.config = &setup.config, .model = &setup.model, .steps = run.steps, .seq_len = setup.seq_len,
        .fidelity = sim::Fidelity::numeric, .seed = run.seed, .recompute = setup.recompute,
-       .partition_method = setup.partition, .make_model = make_numeric_rank_model,
+       .partition_method = setup.partition,
+       .make_model = numeric_rank_model_factory({.source = run.data, .vocab_size = setup.model.vocab_size,
+                                                 .seq_len = setup.seq_len,
+                                                 .samples = run.steps * setup.config.batch().train_batch_size}),
        .on_step = [&](i64 step) { progress.update(step, fmt::format("step {}", step)); }},
       backend, wall_ns);
   progress.finish();
@@ -130,9 +132,6 @@ void run_real(const TrainArgs& args) {
 }
 
 void run_train(const TrainArgs& args) {
-  if (args.data != "synthetic") {
-    throw NotImplemented(fmt::format("--data {}: token files are not implemented yet; use --data synthetic", args.data));
-  }
   if (args.backend != "sim" && !args.run.trace.empty()) {
     throw NotImplemented("--trace with a real backend: per-rank traces and their merge are not written yet");
   }
@@ -181,7 +180,10 @@ void register_train_command(CLI::App& app) {
   cmd->add_option("--recompute", run.recompute, "Activation recomputation of the blocks: none or full")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "full"}));
-  cmd->add_option("--data", args->data, "Training data: synthetic (seeded random tokens)")->capture_default_str();
+  cmd->add_option("--data", run.data,
+                  "Training data: synthetic (seeded random tokens) or a token file (TSTOK1 or raw uint16 .bin; "
+                  "docs/CLI.md \"Token files\")")
+      ->capture_default_str();
   cmd->add_option("--seed", run.seed, "Seed of the initial weights and the synthetic data")->capture_default_str();
   cmd->add_option("--timeout", args->timeout_s, "A real backend's collective timeout, seconds")
       ->capture_default_str()

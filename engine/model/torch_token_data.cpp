@@ -1,5 +1,7 @@
 #include "engine/model/torch_token_data.hpp"
 
+#include <fmt/format.h>
+
 #include <string>
 
 #include "engine/core/errors.hpp"
@@ -50,6 +52,37 @@ Batch SyntheticTokenDataset::micro_batch(std::int64_t step, int rank, int dp, st
   std::vector<torch::Tensor> ids;
   const std::int64_t first = (step * dp + rank) * batch;
   for (std::int64_t j = 0; j < batch; ++j) ids.push_back(get((first + j) % size_).input);
+  torch::Tensor inputs = torch::stack(ids);
+  return {inputs, inputs.clone()};
+}
+
+TokenFileDataset::TokenFileDataset(std::shared_ptr<const TokenFile> file, std::int64_t seq_len, std::int64_t vocab_size)
+    : file_(std::move(file)), seq_len_(seq_len), vocab_size_(vocab_size) {
+  if (seq_len <= 0) throw ConfigError("seq_len", std::to_string(seq_len), "must be positive (token file dataset)");
+  sequences_ = static_cast<std::int64_t>(file_->size() / static_cast<std::uint64_t>(seq_len));
+  if (sequences_ == 0) {
+    throw ConfigError("--data", file_->path(),
+                      fmt::format("holds {} tokens, less than one sequence of {} (--seq)", file_->size(), seq_len));
+  }
+}
+
+Example TokenFileDataset::get(std::int64_t index) const {
+  if (index < 0 || index >= sequences_) {
+    throw Error(fmt::format("{}: sequence {} outside [0, {})", file_->path(), index, sequences_));
+  }
+  torch::Tensor ids = torch::empty({seq_len_}, torch::kInt64);
+  file_->read(static_cast<std::uint64_t>(index * seq_len_), {ids.data_ptr<std::int64_t>(), static_cast<std::size_t>(seq_len_)},
+              vocab_size_);
+  return {ids, ids.clone()};
+}
+
+Batch TokenFileDataset::micro_batch(std::int64_t step, int rank, int dp, std::int64_t batch) const {
+  std::vector<torch::Tensor> ids;
+  for (std::int64_t j = 0; j < batch; ++j) {
+    ids.push_back(get(static_cast<std::int64_t>(token_sequence_of(step, j, rank, dp, batch,
+                                                                  static_cast<std::uint64_t>(sequences_))))
+                      .input);
+  }
   torch::Tensor inputs = torch::stack(ids);
   return {inputs, inputs.clone()};
 }

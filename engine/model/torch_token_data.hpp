@@ -7,6 +7,9 @@
 #include <twinspeed/torch.hpp>
 
 #include <cstdint>
+#include <memory>
+
+#include "engine/data/token_file.hpp"
 
 namespace twinspeed {
 
@@ -25,6 +28,25 @@ class SyntheticTokenDataset final : public Dataset {
  private:
   std::int64_t size_, seq_len_, vocab_size_;
   std::uint64_t seed_;
+};
+
+// The sequences of a token file (engine/data/token_file.hpp) as a Dataset: example i is sequence
+// i, seq_len tokens (input and label alike, as in SyntheticTokenDataset).
+class TokenFileDataset final : public Dataset {
+ public:
+  // Throws ConfigError ("--data") when the file holds less than one sequence.
+  TokenFileDataset(std::shared_ptr<const TokenFile> file, std::int64_t seq_len, std::int64_t vocab_size);
+  std::int64_t size() const override { return sequences_; }
+  const TokenFile& file() const { return *file_; }
+  // Throws ConfigError naming the file, the token offset and vocab_size for an id >= vocab_size.
+  Example get(std::int64_t index) const override;
+  // Micro-batch `step` of data-parallel rank `rank` out of `dp`: rows token_sequence_of(step, j,
+  // rank, dp, batch, size()) for j < batch (DistributedSampler's order), stacked to [batch, seq_len].
+  Batch micro_batch(std::int64_t step, int rank, int dp, std::int64_t batch) const;
+
+ private:
+  std::shared_ptr<const TokenFile> file_;
+  std::int64_t seq_len_, vocab_size_, sequences_;
 };
 
 }  // namespace twinspeed
