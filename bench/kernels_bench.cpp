@@ -21,8 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/cpu/flat_ops.hpp"
-#include "kernels/cpu/optimizer_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed {
 namespace {

@@ -1,6 +1,6 @@
 #include "engine/comm/host_reduce.hpp"
 
-#include "kernels/cpu/flat_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed::comm {
 

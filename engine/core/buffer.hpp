@@ -3,6 +3,9 @@
 // buckets). A Buffer is a move-only handle returned by Device::allocate; destroying it returns
 // the bytes to its device. In shape-only mode data() is null: everything else is real, so memory
 // accounting and communication sizes are identical in both modes.
+//
+// A Buffer also says where its bytes live (MemorySpace), set by the device that allocates it:
+// the kernels (kernels/kernels.hpp) run on the CPU or on CUDA by it, never by who calls them.
 
 #include <cassert>
 #include <cstdint>
@@ -14,6 +17,10 @@ namespace twinspeed {
 
 class Buffer;
 struct BufferView;
+
+// Where a Buffer's bytes are: host memory (every device today, the simulator's numeric mode
+// included) or CUDA device memory (dereferenceable only by CUDA kernels and copies).
+enum class MemorySpace : std::uint8_t { host, cuda };
 
 // Implemented by devices: takes back the memory of a Buffer being destroyed.
 class BufferOwner {
@@ -27,8 +34,15 @@ class BufferOwner {
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(BufferOwner* owner, MemoryTag tag, DType dtype, std::int64_t numel, void* data, int device_rank)
-      : owner_(owner), tag_(tag), dtype_(dtype), numel_(numel), data_(data), device_rank_(device_rank) {}
+  Buffer(BufferOwner* owner, MemoryTag tag, DType dtype, std::int64_t numel, void* data, int device_rank,
+         MemorySpace memory_space = MemorySpace::host)
+      : owner_(owner),
+        tag_(tag),
+        dtype_(dtype),
+        numel_(numel),
+        data_(data),
+        device_rank_(device_rank),
+        memory_space_(memory_space) {}
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   Buffer(Buffer&& other) noexcept { *this = std::move(other); }
@@ -41,6 +55,7 @@ class Buffer {
       numel_ = other.numel_;
       data_ = other.data_;
       device_rank_ = other.device_rank_;
+      memory_space_ = other.memory_space_;
       other.owner_ = nullptr;
       other.data_ = nullptr;
       other.numel_ = 0;
@@ -65,6 +80,7 @@ class Buffer {
   bool has_data() const noexcept { return data_ != nullptr; }
   void* data() const noexcept { return data_; }
   int device_rank() const noexcept { return device_rank_; }
+  MemorySpace memory_space() const noexcept { return memory_space_; }
   // The device that allocated it (null when empty): tells a copy which memories it connects.
   const BufferOwner* owner() const noexcept { return owner_; }
   template <typename T>
@@ -83,6 +99,7 @@ class Buffer {
   std::int64_t numel_ = 0;
   void* data_ = nullptr;
   int device_rank_ = -1;
+  MemorySpace memory_space_ = MemorySpace::host;
 };
 
 // A contiguous slice of a Buffer, in elements. Views do not own; the Buffer must outlive them.
@@ -97,6 +114,7 @@ struct BufferView {
     return buffer != nullptr ? numel * static_cast<std::int64_t>(dtype_size(dtype())) : 0;
   }
   bool has_data() const noexcept { return buffer != nullptr && buffer->has_data(); }
+  MemorySpace memory_space() const noexcept { return buffer != nullptr ? buffer->memory_space() : MemorySpace::host; }
   void* data() const noexcept {
     if (!has_data()) return nullptr;
     return static_cast<char*>(buffer->data()) + offset * static_cast<std::int64_t>(dtype_size(dtype()));

@@ -10,8 +10,7 @@
 #include "engine/core/errors.hpp"
 #include "engine/core/text.hpp"
 #include "engine/optim/optimizer.hpp"
-#include "kernels/cpu/flat_ops.hpp"
-#include "kernels/cpu/optimizer_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed {
 

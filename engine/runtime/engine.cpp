@@ -10,7 +10,7 @@
 #include "engine/zero/grad_reduction.hpp"
 #include "engine/zero/stage3_grads.hpp"
 #include "engine/zero/stage3_params.hpp"
-#include "kernels/cpu/flat_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "kernels/cpu/flat_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed {
 

@@ -1,6 +1,4 @@
-#include "kernels/cpu/flat_ops.hpp"
-
-#include <fmt/format.h>
+#include "kernels/cpu/ops.hpp"
 
 #include <algorithm>
 #include <array>
@@ -15,7 +13,7 @@
 #include "kernels/cpu/operands.hpp"
 #include "kernels/cpu/simd.hpp"
 
-namespace twinspeed::kernels {
+namespace twinspeed::kernels::cpu {
 
 using simd::f32x4;
 using simd::f64x2;
@@ -234,9 +232,7 @@ double sum_of_squares(BufferView x) {
   for_each_block(x.numel, [&](std::int64_t block, std::int64_t begin, std::int64_t end) {
     partial[static_cast<std::size_t>(block)] = block_square_sum<SquareSumF64>(x, begin, end);
   });
-  double sum = 0.0;
-  for (double p : partial) sum += p;
-  return sum;
+  return sum_blocks_in_order<double>(partial);
 }
 
 bool has_inf_or_nan(BufferView x) {
@@ -285,17 +281,12 @@ double squared_l2_norm(std::span<const BufferView> views) {
         (*ctx->partial)[static_cast<std::size_t>(i)] = block_square_sum<SquareSumF32>(b.view, b.begin, b.end);
       },
       &context);
-  double sum = 0.0;
-  for (float p : partial) sum += static_cast<double>(p);
-  return sum;
+  return sum_blocks_in_order<float>(partial);
 }
 
-double l2_norm(std::span<const BufferView> views) { return std::sqrt(squared_l2_norm(views)); }
-
 void adam_step(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq, const AdamParams& a) {
-  for (BufferView v : {grads, exp_avg, exp_avg_sq}) require_same_numel("adam_step", params, v);
+  detail::require_operands("adam_step", params, {grads, exp_avg, exp_avg_sq});
   if (!params.has_data()) return;
-  for (BufferView v : {params, grads, exp_avg, exp_avg_sq}) require_floating("adam_step", v);
   const AdamCoefficients c = adam_coefficients(a);
   for_each_block(params.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
     in_fp32<4>({params, grads, exp_avg, exp_avg_sq}, {true, false, true, true}, begin, end,
@@ -324,4 +315,4 @@ void sgd_step(BufferView params, BufferView grads, BufferView momentum_buffer, c
   });
 }
 
-}  // namespace twinspeed::kernels
+}  // namespace twinspeed::kernels::cpu

@@ -1,32 +1,17 @@
 #pragma once
-// Operands of the CPU kernels: dtype checks and the fp32 view of a block of 16-bit operands
+// Operands of the CPU kernels: the fp32 view of a block of 16-bit operands
 // (converted per chunk, rounded back to nearest even when written). Shared by flat_ops.cpp and
 // optimizer_ops.cpp; not part of the kernels' interface.
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 
 #include "engine/core/buffer.hpp"
-#include "engine/core/errors.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/common/convert.hpp"
 
 namespace twinspeed::kernels::detail {
-
-inline void require_floating(const char* op, BufferView x) {
-  const DType t = x.dtype();
-  if (t != DType::f32 && t != DType::bf16 && t != DType::f16) {
-    throw NotImplemented(fmt::format("kernels::{} on {} buffers", op, dtype_name(t)));
-  }
-}
-
-inline void require_same_numel(const char* op, BufferView a, BufferView b) {
-  if (a.numel != b.numel) {
-    throw Error(fmt::format("kernels::{}: views of {} and {} elements", op, a.numel, b.numel));
-  }
-}
 
 // Elements [at, at + n) of x converted to fp32 into out, and back (rounding to nearest even).
 inline void load_fp32(BufferView x, std::int64_t at, std::int64_t n, float* out) {

@@ -1,4 +1,4 @@
-#include "kernels/cpu/optimizer_ops.hpp"
+#include "kernels/cpu/ops.hpp"
 
 #include <cmath>
 #include <vector>
@@ -7,22 +7,14 @@
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/cpu/simd.hpp"
 
-namespace twinspeed::kernels {
+namespace twinspeed::kernels::cpu {
 
 using simd::f32x4;
 using simd::kLanes;
 using detail::in_fp32;
-using detail::require_floating;
-using detail::require_same_numel;
+using detail::require_operands;
 
 namespace {
-
-void require_operands(const char* op, BufferView params, std::initializer_list<BufferView> others) {
-  for (BufferView v : others) require_same_numel(op, params, v);
-  if (!params.has_data()) return;
-  require_floating(op, params);
-  for (BufferView v : others) require_floating(op, v);
-}
 
 // fp32 sums of squares of one block, fed in pieces: one vector accumulator per quantity (lanes
 // fixed by position) and a scalar one for the tail, added in a fixed order.
@@ -98,12 +90,8 @@ float lamb_step(BufferView params, BufferView grads, BufferView exp_avg, BufferV
     weight_sq[static_cast<std::size_t>(block)] = PairSquareSum::total(sums.weight, sums.weight_tail);
     update_sq[static_cast<std::size_t>(block)] = PairSquareSum::total(sums.update, sums.update_tail);
   });
-  double w = 0.0, u = 0.0;
-  for (std::size_t b = 0; b < blocks; ++b) {
-    w += static_cast<double>(weight_sq[b]);
-    u += static_cast<double>(update_sq[b]);
-  }
-  const float ratio = lamb_trust_ratio(static_cast<float>(w), static_cast<float>(u), c);
+  const float ratio = lamb_trust_ratio(static_cast<float>(sum_blocks_in_order<float>(weight_sq)),
+                                       static_cast<float>(sum_blocks_in_order<float>(update_sq)), c);
   for_each_block(params.numel, [&](std::int64_t, std::int64_t begin, std::int64_t end) {
     in_fp32<3>({params, exp_avg, exp_avg_sq}, {true, false, false}, begin, end,
                [&](const std::array<float*, 3>& p, std::int64_t n) { lamb_apply_fp32(p[0], p[1], p[2], n, ratio, c); });
@@ -131,4 +119,4 @@ void adagrad_step(BufferView params, BufferView grads, BufferView sum_of_squares
   });
 }
 
-}  // namespace twinspeed::kernels
+}  // namespace twinspeed::kernels::cpu

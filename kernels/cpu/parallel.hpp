@@ -7,12 +7,9 @@
 #include <cstdint>
 #include <utility>
 
+#include "kernels/common/blocks.hpp"
+
 namespace twinspeed::kernels {
-
-// 2^16 elements: the L2 norm's accumulation block (issue 7), and the unit of work of every kernel.
-inline constexpr std::int64_t kBlockElements = std::int64_t{1} << 16;
-
-inline std::int64_t block_count(std::int64_t numel) { return (numel + kBlockElements - 1) / kBlockElements; }
 
 // Threads the CPU kernels use (the caller included); 0 restores the default,
 // std::thread::hardware_concurrency(). Takes effect for the next kernel call. Thread-safe.

@@ -15,7 +15,7 @@
 #include "engine/comm/registry.hpp"
 #include "engine/core/errors.hpp"
 #include "gloo/multiprocess.hpp"
-#include "kernels/cpu/flat_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed {
 namespace {

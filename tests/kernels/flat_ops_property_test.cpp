@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "kernel_test_support.hpp"
-#include "kernels/cpu/flat_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed {
 namespace {

@@ -4,7 +4,7 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/flat_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed {
 namespace {

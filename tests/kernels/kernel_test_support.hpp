@@ -11,7 +11,7 @@
 
 #include "engine/core/buffer.hpp"
 #include "kernels/common/convert.hpp"
-#include "kernels/cpu/flat_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed::kernels_test {
 

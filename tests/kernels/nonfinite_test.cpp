@@ -10,7 +10,7 @@
 
 #include "engine/core/errors.hpp"
 #include "kernel_test_support.hpp"
-#include "kernels/cpu/flat_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed {
 namespace {

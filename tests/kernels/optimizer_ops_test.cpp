@@ -8,7 +8,7 @@
 
 #include "engine/core/errors.hpp"
 #include "kernel_test_support.hpp"
-#include "kernels/cpu/optimizer_ops.hpp"
+#include "kernels/kernels.hpp"
 
 namespace twinspeed {
 namespace {

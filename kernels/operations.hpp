@@ -1,21 +1,9 @@
-#pragma once
-// The engine's own math on flat Buffers: zeroing, scaling, norms, optimizer updates, on the CPU.
-// The per-element arithmetic is kernels/common's (shared with CUDA); here it runs as explicit
-// SIMD (kernels/cpu/simd.hpp) over blocks of kBlockElements shared among num_threads() threads
-// (kernels/cpu/parallel.hpp). Results never depend on the thread count. Operands may be fp32,
-// bf16 or fp16 (16-bit ones go through fp32 and are rounded back to nearest even); other dtypes
-// throw NotImplemented. Every function does nothing on a view without data (shape-only
-// simulation); views of different lengths throw Error.
-
-#include <cstdint>
-#include <span>
-
-#include "engine/core/buffer.hpp"
-#include "kernels/common/adam.hpp"
-#include "kernels/common/sgd.hpp"
-#include "kernels/cpu/parallel.hpp"
-
-namespace twinspeed::kernels {
+// The kernels every backend implements, with their contracts: declared once, here, and included
+// inside namespace twinspeed::kernels (the dispatching entry points, kernels/kernels.hpp),
+// kernels::cpu (kernels/cpu/ops.hpp) and kernels::cuda (kernels/cuda/ops.hpp), so the three lists
+// cannot drift apart. No include guard and no #include on purpose: the including header includes
+// engine/core/buffer.hpp and the kernels/common parameter headers first, then this inside its
+// namespace. Operand rules are in kernels/kernels.hpp.
 
 void fill_zero(BufferView x);
 // x *= float(factor).
@@ -34,10 +22,9 @@ bool has_inf_or_nan(BufferView x);
 
 // Multi-tensor L2 norm as DeepSpeed's multi_tensor_l2norm accumulates it: the squares of each
 // block of kBlockElements elements of each view are summed in fp32, and the block sums are added
-// in (view, block) order in double. Identical for any thread count. squared_l2_norm is the sum
-// before the square root (what is all-reduced across ranks).
+// in (view, block) order in double. squared_l2_norm is the sum before the square root (what is
+// all-reduced across ranks).
 double squared_l2_norm(std::span<const BufferView> views);
-double l2_norm(std::span<const BufferView> views);
 
 // DeepSpeed FusedAdam's update (kernels/common/adam.hpp), fused: one pass over the four operands.
 void adam_step(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq, const AdamParams& p);
@@ -45,4 +32,15 @@ void adam_step(BufferView params, BufferView grads, BufferView exp_avg, BufferVi
 // torch.optim.SGD's update (kernels/common/sgd.hpp); momentum_buffer is read only when momentum != 0.
 void sgd_step(BufferView params, BufferView grads, BufferView momentum_buffer, const SgdParams& p);
 
-}  // namespace twinspeed::kernels
+// One LAMB step of one tensor (FusedLamb's unit: a parameter, or a ZeRO partition) and its trust
+// ratio. Two passes: the moments and the sums of squares of p and of the update direction (fp32
+// per block, blocks added in order in double, as squared_l2_norm), then the parameter step.
+// Returns the trust ratio used (1 for an empty tensor).
+float lamb_step(BufferView params, BufferView grads, BufferView exp_avg, BufferView exp_avg_sq, const LambParams& p);
+
+// DeepSpeed FusedLion's update in one pass over params, grads and exp_avg.
+void lion_step(BufferView params, BufferView grads, BufferView exp_avg, const LionParams& p);
+
+// Adagrad (torch.optim.Adagrad, or DeepSpeedCPUAdagrad with decayed_numerator false) in one pass
+// over params, grads and the running sum of squares.
+void adagrad_step(BufferView params, BufferView grads, BufferView sum_of_squares, const AdagradParams& p);
