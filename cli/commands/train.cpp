@@ -102,7 +102,8 @@ void run_real(const TrainArgs& args) {
        .make_model = numeric_rank_model_factory({.source = run.data, .vocab_size = setup.model.vocab_size,
                                                  .seq_len = setup.seq_len,
                                                  .samples = run.steps * setup.config.batch().train_batch_size}),
-       .on_step = [&](i64 step) { progress.update(step, fmt::format("step {}", step)); }},
+       .on_step = [&](i64 step) { progress.update(step, fmt::format("step {}", step)); },
+       .run_check_timeout = std::chrono::milliseconds(static_cast<i64>(args.timeout_s * 1000.0))},
       backend, wall_ns);
   progress.finish();
   const std::vector<planner::StepReport> steps = combine_steps(*backend, setup.config, timeline);

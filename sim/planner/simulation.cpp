@@ -13,6 +13,7 @@
 #include "engine/mesh/device_mesh.hpp"
 #include "engine/runtime/engine.hpp"
 #include "engine/runtime/pipeline_engine.hpp"
+#include "engine/runtime/run_check.hpp"
 #include "sim/cost/collective_cost.hpp"
 #include "sim/preset_costs.hpp"
 #include "sim/sim_device.hpp"
@@ -115,8 +116,44 @@ RankModel make_shape_rank_model(const RankModelRequest& request) {
   return {.runner = runner, .batch = [batch](std::int64_t) { return std::make_pair(batch.inputs, batch.labels); }};
 }
 
+nlohmann::json run_description(const SimulateRequest& request) {
+  const ModelConfig& m = *request.model;
+  const nlohmann::json model = {{"model_type", m.model_type},
+                                {"hidden_size", m.hidden_size},
+                                {"num_layers", m.num_layers},
+                                {"num_heads", m.num_heads},
+                                {"num_kv_heads", m.num_kv_heads},
+                                {"head_dim", m.head_dim},
+                                {"intermediate_size", m.intermediate_size},
+                                {"vocab_size", m.vocab_size},
+                                {"max_positions", m.max_positions},
+                                {"norm", static_cast<int>(m.norm)},
+                                {"norm_eps", m.norm_eps},
+                                {"activation", static_cast<int>(m.activation)},
+                                {"tie_word_embeddings", m.tie_word_embeddings},
+                                {"learned_positions", m.learned_positions},
+                                {"rope", m.rope},
+                                {"rope_theta", m.rope_theta},
+                                {"qkv_bias", m.qkv_bias},
+                                {"linear_bias", m.linear_bias},
+                                {"embedding_dropout", m.embedding_dropout},
+                                {"attention_dropout", m.attention_dropout},
+                                {"hidden_dropout", m.hidden_dropout}};
+  return {{"config", request.config->to_json()},
+          {"model", model},
+          {"steps", request.steps},
+          {"seq_len", request.seq_len},
+          {"seed", request.seed},
+          {"recompute", static_cast<int>(request.recompute)},
+          {"tp_sp", request.tp_sp},
+          {"attention", static_cast<int>(request.attention)},
+          {"partition_method", request.partition_method},
+          {"fidelity", static_cast<int>(request.fidelity)}};
+}
+
 RankTimeline train_rank(const SimulateRequest& request, const std::shared_ptr<comm::Backend>& backend,
                         const std::function<std::int64_t()>& clock_ns) {
+  if (request.run_check_timeout) check_same_run(*backend, run_description(request), *request.run_check_timeout);
   const Config& config = *request.config;
   const MeshShape& mesh = config.mesh();
   const DType dtype = config_compute_dtype(config);

@@ -5,6 +5,7 @@
 // memory with the bytes live at the peak). The numeric model (LibTorch) comes in through a
 // RankModelFactory built in simulate_numeric.cpp, so only that file compiles LibTorch.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -12,6 +13,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/comm/device.hpp"
 #include "engine/config/config.hpp"
@@ -65,6 +68,10 @@ struct SimulateRequest {
   // engine/mesh/device_mesh.hpp) unless this is set or the cluster's topology tells the ranks of a
   // class apart; numeric fidelity always simulates every rank.
   bool all_ranks = false;
+  // Real backends: train_rank first checks, through the backend's store, that every rank was given
+  // the same run (check_same_run, engine/runtime/run_check.hpp), waiting this long for the others.
+  // Unset in the simulator, whose ranks share this one request.
+  std::optional<std::chrono::milliseconds> run_check_timeout;
 };
 
 struct StepReport {
@@ -112,9 +119,15 @@ struct RankTimeline {
 // rank's model from request.make_model for request.steps optimizer steps, timed by clock_ns
 // (the simulator's compute-stream clock; a real backend's wall clock). run_simulation runs it on
 // every simulated rank; a real backend runs it once per process. Uses the request's config,
-// model, steps, seq_len, seed, recompute, tp_sp, attention, partition_method, make_model, on_step.
+// model, steps, seq_len, seed, recompute, tp_sp, attention, partition_method, make_model, on_step,
+// run_check_timeout (then ConfigError on every rank when the ranks' runs differ: run_description).
 RankTimeline train_rank(const SimulateRequest& request, const std::shared_ptr<comm::Backend>& backend,
                         const std::function<std::int64_t()>& clock_ns);
+
+// What makes a rank train what it trains, for the start-up check: the resolved DeepSpeed config
+// (overrides applied), the model's architecture (not its name or path), steps, seq_len, seed,
+// recompute, tp_sp, attention, partition_method and fidelity.
+nlohmann::json run_description(const SimulateRequest& request);
 
 // Runs the simulation. Throws what the engine or the simulator throws (ConfigError,
 // NotImplemented, OutOfMemory, CommError).

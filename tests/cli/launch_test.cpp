@@ -263,5 +263,31 @@ TEST(LaunchTrain, TwoGlooProcessesTrainOnATokenFileLikeTwoSimulatedRanks) {
   EXPECT_NE(nlohmann::json::parse(synthetic.out)["steps"][0]["loss"].get<double>(), on_file);
 }
 
+// Ranks given different runs (here rank 1 gets another --seq, as a node with another command line
+// would) fail at start-up, every one with the ConfigError naming rank 1 and the key; exit 2.
+TEST(LaunchTrain, RanksGivenDifferentRunsFailAtStartUpNamingTheRankAndTheKey) {
+#ifndef TWINSPEED_HAS_GLOO
+  GTEST_SKIP() << "built without the Gloo backend (TWINSPEED_GLOO=OFF)";
+#endif
+  const std::string port = std::to_string(backends::unused_loopback_port());
+  const LaunchRun run = run_twinspeed(
+      {"launch", "--nproc-per-node", "2", "--master-port", port, "--", "sh", "-c",
+       std::string("exec ") + TWINSPEED_BINARY +
+           " train --backend gloo --config tests/cli/data/train_parity_zero2_fp32.json --model gpt-bench --steps 1 "
+           "--no-progress --timeout 30 --seq $((32 + 16 * RANK))"});
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  // Every rank that got to print (the launcher stops the others once one has exited) says it.
+  int printed = 0;
+  for (int rank : {0, 1}) {
+    const std::string err = rank_lines(run.err, rank);
+    if (err.empty()) continue;
+    ++printed;
+    EXPECT_EQ(err.rfind("error: config: ranks [1] of 2 resolved a different run than rank 0", 0), 0u) << run.err;
+    EXPECT_NE(err.find("seq_len (rank 0: 32, rank 1: 48)"), std::string::npos) << run.err;
+  }
+  EXPECT_GE(printed, 1) << run.err;
+  EXPECT_NE(run.err.find("exited with code 2 first"), std::string::npos) << run.err;
+}
+
 }  // namespace
 }  // namespace twinspeed::cli
