@@ -243,6 +243,7 @@ LaunchOutcome run_launch(const LaunchSpec& spec, std::FILE* out, std::FILE* err)
   if (spec.node_rank < 0 || spec.node_rank >= spec.nnodes) {
     throw UsageError(fmt::format("--node-rank {} must be in [0, {})", spec.node_rank, spec.nnodes));
   }
+  if (spec.failure_grace_s < 0.0) throw UsageError(fmt::format("--failure-grace {} must be >= 0", spec.failure_grace_s));
   if (spec.master_port < 1 || spec.master_port > 65535) {
     throw UsageError(fmt::format("--master-port {} must be a TCP port (1-65535)", spec.master_port));
   }
@@ -282,6 +283,8 @@ LaunchOutcome run_launch(const LaunchSpec& spec, std::FILE* out, std::FILE* err)
 
   bool killed = false;
   std::optional<Clock::time_point> all_exited_at;
+  // A rank failed: the others are stopped at this time unless they all end before.
+  std::optional<Clock::time_point> term_at;
   auto groups_alive = [&] {
     return std::any_of(children.begin(), children.end(), [](const Child& c) { return kill(-c.pid, 0) == 0; });
   };
@@ -319,7 +322,11 @@ LaunchOutcome run_launch(const LaunchSpec& spec, std::FILE* out, std::FILE* err)
     }
     unsigned char sig = 0;
     while (read(g_signal_pipe[0], &sig, 1) == 1) {
-      if (sig == SIGCHLD || outcome.exit_code != 0) continue;
+      if (sig == SIGCHLD) continue;
+      if (outcome.exit_code != 0) {
+        if (!kill_at) stop(sig);  // during a failure's grace: the user wants them stopped now
+        continue;
+      }
       outcome.exit_code = 128 + sig;
       outcome.message = fmt::format("launch: received {}; forwarded it to the {} ranks", signal_name(sig), spec.nproc_per_node);
       stop(sig);
@@ -342,9 +349,23 @@ LaunchOutcome run_launch(const LaunchSpec& spec, std::FILE* out, std::FILE* err)
       outcome.exit_code = exit_code_of(c.status);
       outcome.first_failed = c.rank;
       const auto others = std::count_if(children.begin(), children.end(), [](const Child& o) { return o.running; });
-      outcome.message = fmt::format("launch: rank {} (local rank {}, pid {}) {} first; stopping the {} other running rank{}",
-                                    c.rank, c.local_rank, c.pid, how_it_ended(c.status), others, others == 1 ? "" : "s");
-      stop(SIGTERM);
+      const std::string first = fmt::format("launch: rank {} (local rank {}, pid {}) {}", c.rank, c.local_rank, c.pid,
+                                            how_it_ended(c.status));
+      outcome.message = fmt::format("{} first; stopping the {} other running rank{}", first, others, others == 1 ? "" : "s");
+      if (spec.failure_grace_s > 0.0 && others > 0 && !kill_at) {
+        fmt::print(err, "note: {}; the other ranks get {} s to end on their own (--failure-grace), then SIGTERM\n", first,
+                   spec.failure_grace_s);
+        std::fflush(err);
+        term_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(spec.failure_grace_s));
+      } else {
+        stop(SIGTERM);
+      }
+    }
+    // The grace is over, or every rank has ended (what they started is stopped too).
+    if (term_at && !kill_at) {
+      const bool running = std::any_of(children.begin(), children.end(), [](const Child& o) { return o.running; });
+      if (!running || Clock::now() >= *term_at) stop(SIGTERM);
     }
     if (kill_at && !killed && Clock::now() >= *kill_at) {
       signal_groups(children, SIGKILL);

@@ -4,8 +4,9 @@
 // Starts nproc_per_node copies of a program, each with torchrun's environment, and supervises
 // them: every line a rank writes goes to the launcher's stdout or stderr prefixed "[rankR]: "; a
 // SIGINT, SIGTERM or SIGHUP to the launcher is forwarded to every rank; when a rank fails (a
-// non-zero exit or a signal) the others get SIGTERM, then SIGKILL after stop_timeout_s, and the
-// launcher returns the first failing rank's exit code (128 + the signal for a signal). Each rank
+// non-zero exit or a signal) the others get failure_grace_s to end on their own (a real backend's
+// ranks fail with a CommError naming the dead rank within their collective timeout, and write their
+// flight records), then SIGTERM, then SIGKILL after stop_timeout_s, and the launcher returns the first failing rank's exit code (128 + the signal for a signal). Each rank
 // runs in its own process group, so the signals reach what it started too (a shell's children);
 // a rank dies with the launcher (PR_SET_PDEATHSIG). Every child is reaped: no zombies.
 
@@ -22,6 +23,7 @@ struct LaunchSpec {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   double stop_timeout_s = 5.0;
+  double failure_grace_s = 10.0;  // after the first failure, before SIGTERM to the others
   std::vector<std::string> command;  // program and its arguments
 };
 

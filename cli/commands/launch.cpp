@@ -1,5 +1,5 @@
 // `twinspeed launch --nproc-per-node N [--nnodes M --node-rank R --master-addr A --master-port P]
-// [--stop-timeout S] -- PROGRAM ARGS`: torchrun's static launch of this node's ranks (cli/launcher.hpp,
+// [--stop-timeout S] [--failure-grace S] -- PROGRAM ARGS`: torchrun's static launch of this node's ranks (cli/launcher.hpp,
 // docs/CLI.md "launch").
 #include <fmt/format.h>
 
@@ -32,6 +32,10 @@ void register_launch_command(CLI::App& app) {
   cmd->add_option("--stop-timeout", spec->stop_timeout_s,
                   "Seconds between SIGTERM and SIGKILL when stopping the ranks (default 5)")
       ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--failure-grace", spec->failure_grace_s,
+                  "Seconds the other ranks get to end on their own after a rank fails, before SIGTERM (default 10; "
+                  "a real backend's ranks then report the dead rank in a CommError within their --timeout)")
+      ->check(CLI::Range(0.0, 86400.0));
   cmd->add_option("command", spec->command, "PROGRAM and its arguments, after --")->required();
   cmd->positionals_at_end();
   cmd->callback([spec] {

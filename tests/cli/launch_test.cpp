@@ -10,12 +10,15 @@
 #include <unistd.h>
 
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,8 +69,10 @@ struct LaunchRun {
 
 // Runs `twinspeed ARGS`; after `signal_after_s` (when >= 0) and once stdout holds every string of
 // wait_for_in_out, sends SIGTERM to it. Kills it and fails the test after 180 s (a loaded machine).
+// `tick`, when given, is called every 50 ms or so while it runs.
 LaunchRun run_twinspeed(const std::vector<std::string>& args, double signal_after_s = -1.0,
-                        const std::vector<std::string>& wait_for_in_out = {}) {
+                        const std::vector<std::string>& wait_for_in_out = {},
+                        const std::function<void()>& tick = {}) {
   int out_pipe[2], err_pipe[2];
   EXPECT_EQ(pipe2(out_pipe, O_CLOEXEC), 0);
   EXPECT_EQ(pipe2(err_pipe, O_CLOEXEC), 0);
@@ -103,6 +108,7 @@ LaunchRun run_twinspeed(const std::vector<std::string>& args, double signal_afte
       kill(pid, SIGTERM);
       signalled = true;
     }
+    if (tick) tick();
     poll(fds.data(), fds.size(), 50);
     for (std::size_t i = 0; i < fds.size(); ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
@@ -145,11 +151,14 @@ TEST(Launch, PrefixesEachRanksOutputAndSetsItsEnvironment) {
 }
 
 TEST(Launch, AFailingRankStopsTheOthersAndItsExitCodeIsTheLaunchers) {
-  const LaunchRun run = run_twinspeed({"launch", "--nproc-per-node", "3", "--", "sh", "-c",
+  // The others ignore the failure: they are stopped once the grace is over.
+  const LaunchRun run = run_twinspeed({"launch", "--nproc-per-node", "3", "--failure-grace", "0.5", "--", "sh", "-c",
                                  "echo pgid $$; if [ $RANK = 1 ]; then sleep 0.3; exit 7; fi; sleep 60"});
   EXPECT_EQ(run.exit_code, 7);
   EXPECT_NE(run.err.find("launch: rank 1 (local rank 1, pid "), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("exited with code 7 first; stopping the 2 other running ranks"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("the other ranks get 0.5 s to end on their own (--failure-grace), then SIGTERM"),
+            std::string::npos) << run.err;
   EXPECT_LT(run.seconds, 20.0);
   expect_groups_gone(run.out);
 }
@@ -287,6 +296,86 @@ TEST(LaunchTrain, RanksGivenDifferentRunsFailAtStartUpNamingTheRankAndTheKey) {
   }
   EXPECT_GE(printed, 1) << run.err;
   EXPECT_NE(run.err.find("exited with code 2 first"), std::string::npos) << run.err;
+}
+
+// The store key's value as text, or nullopt while it is not set.
+std::optional<std::string> store_text(backends::TcpStore& store, const std::string& key) {
+  const std::string keys[] = {key};
+  if (!store.check(keys)) return std::nullopt;
+  const std::vector<std::uint8_t> v = store.get(key, std::chrono::milliseconds(1000));
+  return std::string(v.begin(), v.end());
+}
+
+// The failure promise: SIGKILL rank 1 mid-training (from outside, as the OOM killer would):
+// rank 0 ends on its own with a CommError naming rank 1 within its --timeout (the launcher's
+// --failure-grace lets it), the launcher exits with rank 1's status and names it as the first to
+// fail, nothing hangs and no rank is left running or unreaped. The test watches the run's store:
+// rank 1's pid from the Gloo join, and its progress (the seq and op it posts before each
+// collective) to kill it once it reduces gradients (a step, not the set-up's broadcasts).
+TEST(LaunchTrain, KillingOneRankMidStepEndsTheOtherWithACommErrorNamingIt) {
+#ifndef TWINSPEED_HAS_GLOO
+  GTEST_SKIP() << "built without the Gloo backend (TWINSPEED_GLOO=OFF)";
+#endif
+  const int port = backends::unused_loopback_port();
+  std::unique_ptr<backends::TcpStore> store;
+  pid_t pids[2] = {-1, -1};
+  std::optional<long> training_from;  // rank 1's collectives when its training began
+  bool killed = false;
+  auto tick = [&] {
+    if (killed) return;
+    try {
+      if (!store) {
+        store = std::make_unique<backends::TcpStore>(backends::TcpStoreOptions{
+            .host = "127.0.0.1", .port = port, .connect_timeout = std::chrono::milliseconds(100)});
+      }
+      for (int r : {0, 1}) {
+        if (pids[r] < 0) {
+          if (auto joined = store_text(*store, "ts/join/rank/" + std::to_string(r))) {
+            pids[r] = std::stoi(joined->substr(joined->find(' ') + 1));
+          }
+        }
+      }
+      if (pids[1] < 0 || !store_text(*store, "ts/run-check/hash/1")) return;
+      // The collectives rank 1 has issued, over the first groups (the mesh's groups follow the
+      // world), and whether one is a step's gradient reduction (set-up only broadcasts).
+      long issued = 0;
+      bool training_step = false;
+      for (int g = 0; g < 32; ++g) {
+        if (auto p = store_text(*store, fmt::format("ts/progress/g{}/r1", g))) {
+          issued += std::stol(*p);
+          training_step = training_step || p->find("reduce") != std::string::npos;
+        }
+      }
+      if (!training_from) training_from = issued;
+      if (issued >= *training_from + 3 && training_step) {
+        ASSERT_EQ(kill(pids[1], SIGKILL), 0);
+        killed = true;
+        store.reset();  // let rank 0's store go when rank 0 ends
+      }
+    } catch (const std::exception&) {
+      store.reset();  // not up yet, or gone: try again
+    }
+  };
+  const LaunchRun run = run_twinspeed(
+      {"launch", "--nproc-per-node", "2", "--master-port", std::to_string(port), "--failure-grace", "60", "--",
+       TWINSPEED_BINARY, "train", "--backend", "gloo", "--config", "tests/cli/data/train_parity_zero2_fp32.json",
+       "--model", "gpt-bench", "--steps", "100000", "--seq", "32", "--no-progress", "--timeout", "2"},
+      -1.0, {}, tick);
+  ASSERT_TRUE(killed) << "rank 1 was never seen training\n" << run.err;
+  EXPECT_EQ(run.exit_code, 128 + SIGKILL) << run.err;
+  EXPECT_NE(run.err.find(fmt::format("error: launch: rank 1 (local rank 1, pid {}) was killed by SIGKILL first",
+                                     pids[1])),
+            std::string::npos)
+      << run.err;
+  // Rank 0 ended on its own (not by the launcher's SIGTERM), with the CommError on its first line.
+  const std::string rank0 = rank_lines(run.err, 0);
+  EXPECT_EQ(rank0.rfind("error: gloo ", 0), 0u) << run.err;
+  // Rank 1 died before issuing the collective ("did not arrive") or during it ("went away").
+  EXPECT_NE(rank0.find("failed on rank 0: ranks [1] "), std::string::npos) << run.err;
+  EXPECT_NE(rank0.find("missing ranks [1])"), std::string::npos) << run.err;
+  EXPECT_NE(rank0.find("rank 0's last operations (flight recorder): "), std::string::npos) << run.err;
+  EXPECT_LT(run.seconds, 60.0);  // a bound against hangs: --timeout 2, not a speed check
+  for (pid_t pid : pids) EXPECT_NE(kill(pid, 0), 0) << "pid " << pid << " still exists (running or a zombie)";
 }
 
 }  // namespace

@@ -261,8 +261,11 @@ class GlooComm final : public comm::Comm, public std::enable_shared_from_this<Gl
   using Body = std::function<void(std::uint32_t tag, std::chrono::milliseconds timeout)>;
   comm::WorkPtr issue(comm::CollectiveOp op, BufferView input, const comm::CollectiveOptions& o, Body body,
                       bool skip_empty = true);
+  // The CommError of a failed operation; also ends its flight record entry (flight_id) and dumps
+  // the rank's flight record, saying where in the error's details (stderr's first line stays the
+  // error's).
   CommError failure(comm::CollectiveOp op, std::int64_t seq, std::int64_t bytes, const std::string& cause,
-                    std::chrono::steady_clock::time_point deadline) const;
+                    std::chrono::steady_clock::time_point deadline, std::uint64_t flight_id) const;
 
   std::shared_ptr<GlooGroup> g_;
 };
@@ -293,13 +296,9 @@ comm::WorkPtr GlooComm::issue(comm::CollectiveOp op, BufferView input, const com
                    }());
       if (!skip) body(static_cast<std::uint32_t>(seq), timeout);
     } catch (const std::exception& e) {
-      error = failure(op, seq, bytes, e.what(), deadline);
+      error = failure(op, seq, bytes, e.what(), deadline, flight_id);
     }
-    r.flight->ended(flight_id, !error, r.device->clock().now_ns());
-    if (error && r.flight->dump(r.flight_path, error->what())) {
-      std::fprintf(stderr, "note: gloo: rank %d's last operations (flight recorder) written to %s\n", r.global_rank,
-                   r.flight_path.c_str());
-    }
+    if (!error) r.flight->ended(flight_id, true, r.device->clock().now_ns());
     r.tracer->record({.rank = r.global_rank,
                       .lane = std::string(stream.name()),
                       .name = std::string(comm::collective_op_name(op)),
@@ -321,7 +320,7 @@ comm::WorkPtr GlooComm::issue(comm::CollectiveOp op, BufferView input, const com
 // once, before the live members have necessarily posted: a member counts as missing only if it
 // has not arrived by the operation's deadline.
 CommError GlooComm::failure(comm::CollectiveOp op, std::int64_t seq, std::int64_t bytes, const std::string& cause,
-                            std::chrono::steady_clock::time_point deadline) const {
+                            std::chrono::steady_clock::time_point deadline, std::uint64_t flight_id) const {
   GlooRank& r = *g_->owner;
   const std::string op_name(comm::collective_op_name(op));
   std::vector<int> missing, desynced;
@@ -361,16 +360,51 @@ CommError GlooComm::failure(comm::CollectiveOp op, std::int64_t seq, std::int64_
   } catch (const std::exception& e) {
     notes.push_back(fmt::format("the store could not say who is missing: {}", e.what()));
   }
+  // Every member issued the operation, yet it failed: a member that died during it (its peers see
+  // the connection reset) never reports the failure that every live member reports here.
+  std::vector<int> gone;
+  if (missing.empty() && desynced.empty()) {
+    try {
+      auto failed_key = [&](int member) { return fmt::format("ts/failed/g{}/s{}/r{}", g_->id, seq, member); };
+      r.store->set(failed_key(r.global_rank), {});
+      std::vector<std::string> keys;
+      for (int member : g_->ranks) {
+        if (member != r.global_rank) keys.push_back(failed_key(member));
+      }
+      while (true) {
+        const std::vector<std::string> silent = r.store->missing(keys);
+        if (silent.empty() || std::chrono::steady_clock::now() >= deadline) {
+          for (const std::string& k : silent) gone.push_back(std::stoi(k.substr(k.rfind("/r") + 2)));
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      std::sort(gone.begin(), gone.end());
+    } catch (const std::exception& e) {
+      notes.push_back(fmt::format("the store could not say who went away: {}", e.what()));
+    }
+  }
   std::vector<std::string> whos;
   if (!missing.empty()) whos.push_back(fmt::format("ranks {} did not arrive", missing));
+  if (!gone.empty()) {
+    whos.push_back(fmt::format("ranks {} issued it and went away during it (no failure report from them within the "
+                               "timeout: died or stalled)",
+                               gone));
+  }
   if (!desynced.empty()) whos.push_back(fmt::format("desync: ranks {} issued another op or size at this seq", desynced));
   std::string who = whos.empty() ? "every rank arrived" : fmt::format("{}", fmt::join(whos, "; "));
   missing.insert(missing.end(), desynced.begin(), desynced.end());
+  missing.insert(missing.end(), gone.begin(), gone.end());
   std::sort(missing.begin(), missing.end());
-  return CommError(fmt::format("gloo {} (group {} '{}', seq {}, {} bytes) failed on rank {}: {}", op_name, g_->id,
-                               g_->kind, seq, bytes, r.global_rank, who),
-                   {.group = g_->id, .seq = seq, .op = op_name, .rank = r.global_rank, .missing = missing},
-                   fmt::format("{}{}{}", cause, notes.empty() ? "" : "; ", fmt::join(notes, "; ")));
+  const std::string message = fmt::format("gloo {} (group {} '{}', seq {}, {} bytes) failed on rank {}: {}", op_name,
+                                          g_->id, g_->kind, seq, bytes, r.global_rank, who);
+  const CommError::Context context{.group = g_->id, .seq = seq, .op = op_name, .rank = r.global_rank, .missing = missing};
+  const std::string details = fmt::format("{}{}{}", cause, notes.empty() ? "" : "; ", fmt::join(notes, "; "));
+  r.flight->ended(flight_id, false, r.device->clock().now_ns());
+  if (!r.flight->dump(r.flight_path, CommError(message, context, details).what())) return CommError(message, context, details);
+  return CommError(message, context,
+                   fmt::format("{}\nrank {}'s last operations (flight recorder): {}", details, r.global_rank,
+                               r.flight_path));
 }
 
 comm::WorkPtr GlooComm::batch_p2p(std::span<const comm::P2POp> ops, const comm::CollectiveOptions& o) {
