@@ -5,12 +5,15 @@
 //
 //   BM_Matmul/<dtype>/<n>   LibTorch's n x n x n matmul (what the numeric simulator runs): FLOP/s per
 //                           size, from which the preset's peak and half-efficiency size are fitted
+//                           (sim::fit_matmul_curve in sim/cost/measurement_fit.hpp)
 //   BM_Triad                STREAM triad a = b + s*c over 3 x 64 MiB: memory bandwidth (bytes/s)
 //   BM_VectorFma            a*x+y over an L1-resident array: the non-matrix FP32 peak (FLOP/s)
 //   BM_LoopbackBandwidth    TCP over 127.0.0.1 between two threads (Gloo's path): bytes/s
 //   BM_LoopbackPingPong     one byte there and back over 127.0.0.1: round-trip time
 //
-// The loopback benchmarks talk only to this process on the loopback address.
+// The loopback benchmarks talk only to this process on the loopback address. `twinspeed calibrate`
+// re-measures the same figures in a few seconds (one rank per core, and Gloo itself instead of a
+// raw TCP stream) and writes them as a cluster file.
 
 #include <benchmark/benchmark.h>
 

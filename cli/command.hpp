@@ -22,6 +22,7 @@ class ExitStatus : public Error {
   int code_;
 };
 
+void register_calibrate_command(CLI::App& app);
 void register_config_commands(CLI::App& app);
 void register_demo_command(CLI::App& app);
 void register_launch_command(CLI::App& app);

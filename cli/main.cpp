@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
       "twinspeed"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("twinspeed 0.1.0"));
+  cli::register_calibrate_command(app);
   cli::register_config_commands(app);
   cli::register_demo_command(app);
   cli::register_launch_command(app);

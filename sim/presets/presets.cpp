@@ -181,7 +181,9 @@ std::vector<DeviceSpec> make_devices() {
   // backend); the half-efficiency size is fitted to the fp32 curve: 49 GFLOP/s at 32^3, 107 at 64^3,
   // 123 at 128^3, 131-134 from 256^3 to 2048^3 -> R_inf 132 GFLOP/s, n_1/2 1.2e-4 GFLOP at fp32,
   // stated at the fastest matrix dtype (bf16, 0.37 TFLOP/s) as compute_cost.hpp takes it:
-  // 1.2e-4 x 0.37 / 0.132.
+  // 1.2e-4 x 0.37 / 0.132. These were fitted by hand; sim::fit_matmul_curve
+  // (sim/cost/measurement_fit.hpp), the fit `twinspeed calibrate` runs on this machine's own timings
+  // (docs/CLUSTER.md "Calibrating local-cpu"), gives 131 GFLOP/s and 1.11e-4 GFLOP on the rates above.
   cpu.matmul_peak_tflops = {.fp32 = 0.132, .fp16 = 0.0, .bf16 = 0.37, .fp64 = 0.045};
   cpu.vector_peak_tflops = 0.0588;
   cpu.compute_source = std::string("measured: ") + kLocalBenchCommand +
