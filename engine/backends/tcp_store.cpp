@@ -357,7 +357,7 @@ TcpStore::TcpStore(TcpStoreOptions options) : options_(std::move(options)) {
       throw CommError(fmt::format("cannot reach the TCP store at {}:{} within {} ms ({}): check MASTER_ADDR and "
                                   "MASTER_PORT, and that rank 0 is running",
                                   options_.host, options_.port, options_.connect_timeout.count(), last_error),
-                      {.op = "store.connect"});
+                      {.op = "store.connect", .rank = options_.rank});
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -39,6 +39,8 @@ struct TcpStoreOptions {
   std::chrono::milliseconds connect_timeout{10'000};
   // Bound on a reply to a non-blocking request (set, add, check).
   std::chrono::milliseconds io_timeout{30'000};
+  // The rank this client serves, for error messages (-1: not a rank, e.g. a test or a tool).
+  int rank = -1;
 };
 
 class TcpStore final : public comm::Store {

@@ -17,6 +17,12 @@ TEST(CommError, MessageNamesGroupSeqOpAndMissingRanks) {
   EXPECT_STREQ(e.what(), "collective timed out (rank 0, group 2, seq 7, op all_reduce, missing ranks [3, 5])");
 }
 
+TEST(CommError, MessageLeavesOutWhatIsNotKnown) {
+  EXPECT_STREQ(CommError("cannot reach the store", {.op = "store.connect", .rank = 1}).what(),
+               "cannot reach the store (rank 1, op store.connect)");
+  EXPECT_STREQ(CommError("lost", {}).what(), "lost");
+}
+
 TEST(OutOfMemory, MessageNamesRankTagAndBytes) {
   OutOfMemory e({.rank = 1, .tag = "grads", .requested_bytes = 100, .capacity_bytes = 1000, .in_use_bytes = 950},
                 "params 950");

@@ -104,7 +104,8 @@ GlooBackend::GlooBackend(const GlooOptions& o) : options_(o) {
   store_ = std::make_unique<TcpStore>(TcpStoreOptions{.host = o.master_addr,
                                                       .port = o.master_port,
                                                       .connect_timeout = o.connect_timeout,
-                                                      .io_timeout = std::max(o.connect_timeout, milliseconds(30'000))});
+                                                      .io_timeout = std::max(o.connect_timeout, milliseconds(30'000)),
+                                                      .rank = o.rank});
   join();
 
   gloo::transport::tcp::attr attr;
@@ -136,6 +137,12 @@ GlooBackend::GlooBackend(const GlooOptions& o) : options_(o) {
   device_->clock().set_epoch(std::chrono::steady_clock::now());
 }
 
+namespace {
+constexpr const char* kSameWorldSize =
+    "every rank must be started with the same WORLD_SIZE: under twinspeed launch, the same --nnodes and "
+    "--nproc-per-node on every node";
+}  // namespace
+
 // Claims this rank, checks the world size against rank 0's and waits for every rank.
 void GlooBackend::join() {
   const int r = options_.rank, w = options_.world_size;
@@ -148,7 +155,7 @@ void GlooBackend::join() {
     const int rank0_world = std::stoi(rank0.substr(0, rank0.find(' ')));
     if (rank0_world != w) {
       throw ConfigError("WORLD_SIZE", std::to_string(w),
-                        fmt::format("rank {} has WORLD_SIZE {} but rank 0 has {}", r, w, rank0_world));
+                        fmt::format("rank {} has WORLD_SIZE {} but rank 0 has {}", r, w, rank0_world), kSameWorldSize);
     }
   }
   std::vector<std::string> keys;
@@ -175,7 +182,7 @@ void GlooBackend::join() {
     const int their_world = std::stoi(posted.substr(0, posted.find(' ')));
     if (their_world != w) {
       throw ConfigError("WORLD_SIZE", std::to_string(w),
-                        fmt::format("rank {} has WORLD_SIZE {} but rank {} has {}", i, their_world, r, w));
+                        fmt::format("rank {} has WORLD_SIZE {} but rank {} has {}", i, their_world, r, w), kSameWorldSize);
     }
   }
 }
