@@ -109,6 +109,39 @@ TEST(GlooFailures, AFailedOperationWritesTheRanksFlightRecord) {
   EXPECT_FALSE(std::ifstream(backends::flight_record_path(dir, 1)));  // rank 1 never failed
 }
 
+// Rank 1 issues the all-reduce (its progress is on the store) and dies while it runs: rank 0 names
+// it as gone during the operation (it never reports the failure), not "every rank arrived".
+TEST(GlooFailures, RankThatDiesDuringACollectiveIsNamedByTheOthers) {
+  const int port = testing::free_port();
+  auto exits = run_ranks(2, [&](int rank) {
+    auto backend = backends::make_gloo_backend(options_for(rank, 2, port));
+    Buffer b = backend->device().allocate(DType::f32, std::int64_t{16} << 20, MemoryTag::grads);  // 64 MiB
+    backend->world()->all_reduce(b.all())->wait();
+    comm::WorkPtr work = backend->world()->all_reduce(b.all());
+    if (rank == 1) {
+      // Once its own progress says it issued seq 2, it is inside the operation.
+      for (;;) {
+        const auto posted = backend->store().get("ts/progress/g0/r1", kTimeout);
+        if (std::string(posted.begin(), posted.end()).rfind("2 ", 0) == 0) ::_exit(0);
+        std::this_thread::sleep_for(milliseconds(1));
+      }
+    }
+    try {
+      work->wait();
+    } catch (const CommError& e) {
+      std::fprintf(stderr, "[rank %d] as expected: %s (%s)\n", rank, e.what(), e.details().c_str());
+      const std::string what = e.what();
+      // Its progress (seq 2, all_reduce) was posted: it arrived, so only "went away" can name it.
+      const bool named = e.context().missing == std::vector<int>{1} &&
+                         what.find("ranks [1] issued it and went away during it") != std::string::npos;
+      return named ? kNamedTheRank : kWrongError;
+    }
+    return kNoError;
+  });
+  EXPECT_FALSE(exits[0].killed) << "rank 0 hung";
+  EXPECT_EQ(exits[0].code, kNamedTheRank);
+}
+
 TEST(GlooFailures, RankThatStallsIsNamedAfterTheTimeout) {
   const int port = testing::free_port();
   auto exits = run_ranks(2, [&](int rank) {
