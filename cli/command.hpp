@@ -30,6 +30,7 @@ void register_plan_command(CLI::App& app);
 void register_presets_command(CLI::App& app);
 void register_schedule_command(CLI::App& app);
 void register_simulate_command(CLI::App& app);
+void register_trace_commands(CLI::App& app);
 void register_train_command(CLI::App& app);
 
 }  // namespace twinspeed::cli

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   cli::register_presets_command(app);
   cli::register_schedule_command(app);
   cli::register_simulate_command(app);
+  cli::register_trace_commands(app);
   cli::register_train_command(app);
 
   try {

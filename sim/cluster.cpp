@@ -577,7 +577,7 @@ void SimComm::execute(Pending& p) {
                           .group = p.group,
                           .seq = p.seq,
                           .bytes = bytes,
-                          .dtype = std::string(dtype_name(p.shape.dtype))});
+                          .dtype = std::string(comm::collective_trace_dtype(p.shape.op, p.shape.dtype))});
   }
   p.executed = true;
 }

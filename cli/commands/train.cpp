@@ -22,6 +22,9 @@
 #include "engine/comm/dist_env.hpp"
 #include "engine/comm/registry.hpp"
 #include "engine/core/errors.hpp"
+#include "engine/core/trace_chrome.hpp"
+#include "engine/core/trace_file.hpp"
+#include "engine/core/trace_merge.hpp"
 #include "engine/mesh/device_mesh.hpp"
 #include "sim/planner/simulation.hpp"
 
@@ -70,6 +73,34 @@ std::vector<planner::StepReport> combine_steps(comm::Backend& backend, const Con
   return out;
 }
 
+// --trace with a real backend: this rank's trace as a document of its own, taken when training
+// ends (before the report's collectives, which the simulation does not issue).
+TraceDocument rank_trace(comm::Backend& backend, const Config& config) {
+  TraceDocument doc;
+  doc.metadata.notes = {fmt::format("real run on the {} backend, {} processes: times are wall-clock ns since each rank "
+                                    "left the start barrier",
+                                    backend.name(), backend.world_size())};
+  doc.add_recorder({.rank = backend.rank(), .mesh = DeviceMesh(config.mesh()).coord_of(backend.rank())},
+                   backend.tracer());
+  return doc;
+}
+
+// Every rank writes its own trace beside path (rank_trace_path) and posts it on the store; rank 0
+// merges them into path, so no shared file system is needed.
+void write_traces(comm::Backend& backend, const TraceDocument& mine, const std::filesystem::path& path,
+                  std::chrono::milliseconds timeout) {
+  const std::string text = write_chrome_trace(mine);
+  write_file_atomically(rank_trace_path(path, backend.rank()), text);
+  backend.store().set(fmt::format("ts/trace/{}", backend.rank()), std::vector<std::uint8_t>(text.begin(), text.end()));
+  if (backend.rank() != 0) return;
+  std::vector<TraceDocument> parts;
+  for (int r = 0; r < backend.world_size(); ++r) {
+    const std::vector<std::uint8_t> posted = backend.store().get(fmt::format("ts/trace/{}", r), timeout);
+    parts.push_back(read_chrome_trace(std::string_view(reinterpret_cast<const char*>(posted.data()), posted.size())));
+  }
+  write_chrome_trace_file(merge_traces(std::move(parts)), path);
+}
+
 void run_real(const TrainArgs& args) {
   const std::optional<comm::DistEnv> env = comm::discover_dist_env(comm::process_env());
   if (!env) {
@@ -106,7 +137,10 @@ void run_real(const TrainArgs& args) {
        .run_check_timeout = std::chrono::milliseconds(static_cast<i64>(args.timeout_s * 1000.0))},
       backend, wall_ns);
   progress.finish();
+  std::optional<TraceDocument> trace;
+  if (!run.trace.empty()) trace = rank_trace(*backend, setup.config);
   const std::vector<planner::StepReport> steps = combine_steps(*backend, setup.config, timeline);
+  if (trace) write_traces(*backend, *trace, run.trace, std::chrono::milliseconds(static_cast<i64>(args.timeout_s * 1000.0)));
   if (!reporter) return;
   for (const ConfigWarning& w : setup.config.warnings()) print_warning({w.path, w.message, w.note});
   const MeshShape& m = setup.config.mesh();
@@ -121,6 +155,8 @@ void run_real(const TrainArgs& args) {
                                   {"seed", run.seed},
                                   {"steps", steps_json(steps)},
                                   {"setup_time_s", static_cast<double>(timeline.setup_end_ns) * 1e-9},
+                                  {"trace", run.trace.empty() ? nlohmann::ordered_json(nullptr)
+                                                              : nlohmann::ordered_json(run.trace)},
                                   {"warnings", nlohmann::ordered_json::array()}};
     std::printf("%s\n", out.dump(2).c_str());
     return;
@@ -130,12 +166,13 @@ void run_real(const TrainArgs& args) {
               static_cast<long long>(setup.seq_len), setup.seq_source.c_str());
   print_step_rows(steps);
   std::printf("\nwall time %s of set-up; step times are the slowest rank's\n", seconds_text(timeline.setup_end_ns).c_str());
+  if (!run.trace.empty()) {
+    std::printf("trace written to %s (each rank's own beside it: %s, ...)\n", run.trace.c_str(),
+                rank_trace_path(run.trace, 0).filename().c_str());
+  }
 }
 
 void run_train(const TrainArgs& args) {
-  if (args.backend != "sim" && !args.run.trace.empty()) {
-    throw NotImplemented("--trace with a real backend: per-rank traces and their merge are not written yet");
-  }
   if (args.backend == "sim") {
     if (args.run.cluster.empty()) {
       throw UsageError("train --backend sim needs --cluster C and --world N (the simulated cluster)");
@@ -189,7 +226,9 @@ void register_train_command(CLI::App& app) {
   cmd->add_option("--timeout", args->timeout_s, "A real backend's collective timeout, seconds")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
-  cmd->add_option("--trace", run.trace, "--backend sim: write the run's Chrome trace to this file");
+  cmd->add_option("--trace", run.trace,
+                  "Write the run's Chrome trace to this file, atomically; with a real backend each rank also writes "
+                  "its own beside it (out.rank<R>.json) and rank 0 merges them");
   cmd->add_flag("--json", run.json, "Print the JSON report (schema twinspeed.train/1) instead of the table");
   cmd->add_flag("--no-progress", run.no_progress, "Never draw the progress bar");
   cmd->callback([args] { run_train(*args); });

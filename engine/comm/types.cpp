@@ -18,6 +18,10 @@ std::string_view reduce_op_name(ReduceOp op) {
   return "?";
 }
 
+std::string_view collective_trace_dtype(CollectiveOp op, DType dtype) {
+  return op == CollectiveOp::barrier ? std::string_view() : dtype_name(dtype);
+}
+
 std::string_view collective_op_name(CollectiveOp op) {
   switch (op) {
     case CollectiveOp::all_reduce: return "all_reduce";

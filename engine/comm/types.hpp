@@ -20,6 +20,9 @@ enum class CollectiveOp : std::uint8_t {
   all_reduce, reduce, reduce_scatter, all_gather, broadcast, all_to_all, barrier, batch_p2p
 };
 std::string_view collective_op_name(CollectiveOp op);
+// The dtype a trace event of the collective carries (every backend records the same): the data's
+// dtype name, or none for a barrier, which moves no data.
+std::string_view collective_trace_dtype(CollectiveOp op, DType dtype);
 
 // DeepSpeed's default process-group timeout (deepspeed.constants.default_pg_timeout: 30 min).
 inline constexpr std::chrono::milliseconds kDefaultCommTimeout{30 * 60 * 1000};

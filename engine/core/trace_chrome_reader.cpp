@@ -299,6 +299,8 @@ TraceDocument read_chrome_trace_file(const std::filesystem::path& path) {
     return read_chrome_trace(text);
   } catch (const TraceFormatError& e) {
     throw TraceFormatError(fmt::format("{}: {}", path.string(), e.what()));
+  } catch (const TraceError& e) {
+    throw TraceError(fmt::format("{}: {}", path.string(), e.what()));
   }
 }
 

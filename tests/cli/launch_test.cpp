@@ -16,8 +16,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <thread>
@@ -34,6 +36,11 @@ std::string find_value(const std::vector<std::string>& env, const std::string& n
     if (e.rfind(name + "=", 0) == 0) return e.substr(name.size() + 1);
   }
   return "(unset)";
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 TEST(LaunchEnvironment, EachRankGetsTorchrunsVariables) {
@@ -207,17 +214,21 @@ std::string rank_lines(const std::string& text, int rank) {
 // The config `train --backend sim` runs on two simulated ranks, run by two Gloo processes under the
 // launcher with the same `extra` arguments, gives the same losses (the Gloo backend reduces in the
 // simulator's order; 1e-5 relative leaves room for LibTorch's threading). The config is
-// configs/zero2_fp32.json with micro-batch 2 and no accumulation, to keep the test short. Returns
-// the simulated run's first loss.
-double expect_gloo_trains_like_sim(const std::vector<std::string>& extra) {
+// configs/zero2_fp32.json with micro-batch 2 and no accumulation, to keep the test short. With a
+// trace_dir, both runs write their traces there (sim.json, real.json). Returns the simulated run's
+// first loss.
+double expect_gloo_trains_like_sim(const std::vector<std::string>& extra, const std::string& trace_dir = {}) {
   std::vector<std::string> train = {"--config", "tests/cli/data/train_parity_zero2_fp32.json", "--model",
                                     "gpt-bench", "--steps", "2", "--seq", "32", "--json", "--no-progress"};
   train.insert(train.end(), extra.begin(), extra.end());
+  const std::string sim_trace = trace_dir + "/sim.json", real_trace = trace_dir + "/real.json";
   std::vector<std::string> sim_args = {"train", "--backend", "sim", "--cluster", "local-cpu", "--world", "2"};
+  if (!trace_dir.empty()) sim_args.insert(sim_args.end(), {"--trace", sim_trace});
   sim_args.insert(sim_args.end(), train.begin(), train.end());
   const std::string port = std::to_string(backends::unused_loopback_port());
   std::vector<std::string> gloo_args = {"launch", "--nproc-per-node", "2", "--master-port", port,
                                         "--", TWINSPEED_BINARY, "train", "--backend", "gloo", "--timeout", "120"};
+  if (!trace_dir.empty()) gloo_args.insert(gloo_args.end(), {"--trace", real_trace});
   gloo_args.insert(gloo_args.end(), train.begin(), train.end());
   const LaunchRun sim = run_twinspeed(sim_args);
   const LaunchRun gloo = run_twinspeed(gloo_args);
@@ -234,15 +245,48 @@ double expect_gloo_trains_like_sim(const std::vector<std::string>& extra) {
     EXPECT_NEAR(x, y, 1e-5 * std::abs(x)) << "step " << s + 1;
     EXPECT_EQ(a["steps"][s]["lr"], b["steps"][s]["lr"]);
   }
+  if (!trace_dir.empty()) {
+    EXPECT_EQ(b["trace"], real_trace);
+  }
   return a["steps"].empty() ? 0.0 : a["steps"][0]["loss"].get<double>();
 }
 
-// The issue's promise end to end, on the synthetic data.
+// The runs of expect_gloo_trains_like_sim issued the same collectives on every rank (`trace
+// compare`), and each real rank's own trace merges by hand into what rank 0 merged.
+void expect_traces_are_twins(const std::string& dir) {
+  const std::string sim_trace = dir + "/sim.json", real_trace = dir + "/real.json";
+  const LaunchRun compared = run_twinspeed({"trace", "compare", sim_trace, real_trace, "--json"});
+  ASSERT_EQ(compared.exit_code, 0) << compared.out << compared.err;
+  const nlohmann::json c = nlohmann::json::parse(compared.out);
+  EXPECT_EQ(c["schema"], "twinspeed.trace-compare/1");
+  EXPECT_EQ(c["same"], true);
+  EXPECT_GT(c["collectives_compared"].get<int>(), 50);
+  const std::string rank0_trace = dir + "/real.rank0.json", rank1_trace = dir + "/real.rank1.json";
+  const LaunchRun merged = run_twinspeed({"trace", "merge", "--out", dir + "/merged.json", rank1_trace, rank0_trace});
+  ASSERT_EQ(merged.exit_code, 0) << merged.err;
+  EXPECT_EQ(read_text(dir + "/merged.json"), read_text(real_trace));
+  // One rank's trace against both: rank 1 is missing, a difference (exit 1, named on stderr).
+  const LaunchRun partial = run_twinspeed({"trace", "compare", rank0_trace, real_trace});
+  EXPECT_EQ(partial.exit_code, 1);
+  EXPECT_EQ(partial.err.rfind("error: the traces issue different collectives (1 difference; the first: rank 1: only "
+                              "in the second trace)", 0), 0u) << partial.err;
+  // A rank given twice is refused, and the output is not written.
+  const LaunchRun twice = run_twinspeed({"trace", "merge", "--out", dir + "/twice.json", rank0_trace, rank0_trace});
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_NE(twice.err.find("rank 0 is in two of the traces"), std::string::npos) << twice.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/twice.json"));
+}
+
+// The issue's promise end to end, on the synthetic data: same losses, same collectives.
 TEST(LaunchTrain, TwoGlooProcessesTrainLikeTwoSimulatedRanks) {
 #ifndef TWINSPEED_HAS_GLOO
   GTEST_SKIP() << "built without the Gloo backend (TWINSPEED_GLOO=OFF)";
 #endif
-  expect_gloo_trains_like_sim({});
+  const std::string dir = ::testing::TempDir() + "launch_train_" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  expect_gloo_trains_like_sim({}, dir);
+  expect_traces_are_twins(dir);
+  std::filesystem::remove_all(dir);
 }
 
 // A TSTOK1 token file (docs/CLI.md "Token files"): both runs read each rank's sequences from it in

@@ -93,7 +93,6 @@ class Oracle {
         const auto gs = static_cast<int>(group.size());
         const std::int64_t bytes = input_numel(c, gs) * 4;
         const std::int64_t finish = start + 1000 + bytes * gs;
-        const bool barrier = c.op == comm::CollectiveOp::barrier;
         for (int r : group) {
           // Streams are FIFO: what comes next on this one starts after the collective ends.
           stream_clock(r, c) = finish;
@@ -104,7 +103,7 @@ class Oracle {
           e.group = group_id(p_, c.partition, r);
           e.seq = sequence_number(p_, step_, static_cast<int>(i));
           e.bytes = bytes;
-          e.dtype = std::string(dtype_name(barrier ? DType::u8 : DType::f32));
+          e.dtype = std::string(comm::collective_trace_dtype(c.op, DType::f32));
           trace_[static_cast<std::size_t>(r)].push_back(e);
         }
       }

@@ -73,6 +73,7 @@ class GlooBackend final : public comm::Backend {
  private:
   comm::CommPtr create_group(std::span<const int> ranks, std::string_view kind);
   void join();
+  std::vector<std::string> wait_for_every_rank(std::string_view prefix, std::string_view verb);
 
   GlooOptions options_;
   TraceRecorder tracer_;
@@ -132,8 +133,11 @@ GlooBackend::GlooBackend(const GlooOptions& o) : options_(o) {
   std::vector<int> all(static_cast<std::size_t>(o.world_size));
   for (int r = 0; r < o.world_size; ++r) all[static_cast<std::size_t>(r)] = r;
   world_ = create_group(all, "world");
-  // A start barrier gives every rank's trace the same epoch (to within a barrier's skew).
-  world_->barrier()->wait();
+  // A start barrier gives every rank's trace the same epoch (to within the barrier's skew). It goes
+  // through the store, not the world group: a collective would take the world's seq 0, and the
+  // engine's collectives would then be numbered unlike the simulator's.
+  store_->set(fmt::format("ts/start/{}", o.rank), text_bytes("1"));
+  wait_for_every_rank("ts/start", "start");
   device_->clock().set_epoch(std::chrono::steady_clock::now());
 }
 
@@ -158,25 +162,7 @@ void GlooBackend::join() {
                         fmt::format("rank {} has WORLD_SIZE {} but rank 0 has {}", r, w, rank0_world), kSameWorldSize);
     }
   }
-  std::vector<std::string> keys;
-  for (int i = 0; i < w; ++i) keys.push_back(fmt::format("ts/join/rank/{}", i));
-  try {
-    store_->wait(keys, options_.connect_timeout);
-  } catch (const CommError&) {
-    std::vector<int> absent;
-    try {
-      for (const auto& k : store_->missing(keys)) absent.push_back(std::stoi(k.substr(k.rfind('/') + 1)));
-    } catch (const CommError& lost) {
-      throw CommError(fmt::format("gloo start-up: not every rank of a world of {} joined, and the store went away "
-                                  "(rank 0 gave up first or exited); rank {} waited",
-                                  w, r),
-                      {.op = "init", .rank = r}, lost.what());
-    }
-    throw CommError(fmt::format("gloo start-up: ranks {} of a world of {} did not join within {} ms (rank {} waited; "
-                                "check WORLD_SIZE and that every rank was started)",
-                                absent, w, options_.connect_timeout.count(), r),
-                    {.op = "init", .rank = r, .missing = absent});
-  }
+  const std::vector<std::string> keys = wait_for_every_rank("ts/join/rank", "join");
   for (int i = 0; i < w; ++i) {
     std::string posted = bytes_text(store_->get(keys[static_cast<std::size_t>(i)], options_.connect_timeout));
     const int their_world = std::stoi(posted.substr(0, posted.find(' ')));
@@ -185,6 +171,32 @@ void GlooBackend::join() {
                         fmt::format("rank {} has WORLD_SIZE {} but rank {} has {}", i, their_world, r, w), kSameWorldSize);
     }
   }
+}
+
+// Every rank's "<prefix>/<rank>" key, once all exist. The ranks whose key is still missing after
+// the connect timeout are named in the CommError ("did not <verb>").
+std::vector<std::string> GlooBackend::wait_for_every_rank(std::string_view prefix, std::string_view verb) {
+  const int r = options_.rank, w = options_.world_size;
+  std::vector<std::string> keys;
+  for (int i = 0; i < w; ++i) keys.push_back(fmt::format("{}/{}", prefix, i));
+  try {
+    store_->wait(keys, options_.connect_timeout);
+  } catch (const CommError&) {
+    std::vector<int> absent;
+    try {
+      for (const auto& k : store_->missing(keys)) absent.push_back(std::stoi(k.substr(k.rfind('/') + 1)));
+    } catch (const CommError& lost) {
+      throw CommError(fmt::format("gloo start-up: not every rank of a world of {} did {}, and the store went away "
+                                  "(rank 0 gave up first or exited); rank {} waited",
+                                  w, verb, r),
+                      {.op = "init", .rank = r}, lost.what());
+    }
+    throw CommError(fmt::format("gloo start-up: ranks {} of a world of {} did not {} within {} ms (rank {} waited; "
+                                "check WORLD_SIZE and that every rank was started)",
+                                absent, w, verb, options_.connect_timeout.count(), r),
+                    {.op = "init", .rank = r, .missing = absent});
+  }
+  return keys;
 }
 
 comm::CommPtr GlooBackend::create_group(std::span<const int> ranks, std::string_view kind) {

@@ -309,7 +309,7 @@ comm::WorkPtr GlooComm::issue(comm::CollectiveOp op, BufferView input, const com
                       .group = g->id,
                       .seq = seq,
                       .bytes = bytes,
-                      .dtype = op == comm::CollectiveOp::barrier ? std::string() : std::string(dtype_name(dtype))});
+                      .dtype = std::string(comm::collective_trace_dtype(op, dtype))});
     work->finish(std::move(error));
   });
   return work;
