@@ -119,10 +119,10 @@ TEST(GlooFailures, RankThatDiesDuringACollectiveIsNamedByTheOthers) {
     backend->world()->all_reduce(b.all())->wait();
     comm::WorkPtr work = backend->world()->all_reduce(b.all());
     if (rank == 1) {
-      // Once its own progress says it issued seq 2, it is inside the operation.
+      // Once its own progress says it issued seq 1 (the second all-reduce), it is inside the operation.
       for (;;) {
         const auto posted = backend->store().get("ts/progress/g0/r1", kTimeout);
-        if (std::string(posted.begin(), posted.end()).rfind("2 ", 0) == 0) ::_exit(0);
+        if (std::string(posted.begin(), posted.end()).rfind("1 ", 0) == 0) ::_exit(0);
         std::this_thread::sleep_for(milliseconds(1));
       }
     }
@@ -131,7 +131,7 @@ TEST(GlooFailures, RankThatDiesDuringACollectiveIsNamedByTheOthers) {
     } catch (const CommError& e) {
       std::fprintf(stderr, "[rank %d] as expected: %s (%s)\n", rank, e.what(), e.details().c_str());
       const std::string what = e.what();
-      // Its progress (seq 2, all_reduce) was posted: it arrived, so only "went away" can name it.
+      // Its progress (seq 1, all_reduce) was posted: it arrived, so only "went away" can name it.
       const bool named = e.context().missing == std::vector<int>{1} &&
                          what.find("ranks [1] issued it and went away during it") != std::string::npos;
       return named ? kNamedTheRank : kWrongError;
