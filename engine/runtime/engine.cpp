@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "engine/core/errors.hpp"
+#include "engine/precision/unscale.hpp"
 #include "engine/zero/grad_reduction.hpp"
 #include "engine/zero/stage3_grads.hpp"
 #include "engine/zero/stage3_params.hpp"
@@ -508,9 +509,13 @@ float Engine::combine_across_ranks(float local, comm::ReduceOp op, bool over_zer
   return value.has_data() ? *value.data_as<float>() : 0.0f;
 }
 
-bool Engine::detect_overflow() {
+bool Engine::detect_overflow(const std::vector<BufferView>* unscale, double scale) {
   bool local = false;
-  for (std::size_t g = 0; g < model_.groups.size(); ++g) local = local || kernels::has_inf_or_nan(compute_gradients_of_group(g));
+  if (unscale) {
+    local = unscale_and_check_overflow(*unscale, scale);
+  } else {
+    for (std::size_t g = 0; g < model_.groups.size(); ++g) local = local || kernels::has_inf_or_nan(compute_gradients_of_group(g));
+  }
   // At stage 0 the reduced gradients are identical on every rank of the group.
   return combine_across_ranks(local ? 1.0f : 0.0f, comm::ReduceOp::max, settings_.zero_stage > 0) > 0.0f;
 }
@@ -542,14 +547,15 @@ double Engine::global_norm_squared(std::span<const BufferView> grads) {
   return total;
 }
 
-void Engine::apply_step(const std::vector<BufferView>& grads, double scale_of_gradients) {
+void Engine::apply_step(const std::vector<BufferView>& grads, double scale_of_gradients, double unscaled_by) {
   comm::Device& device = backend_->device();
-  // Unscale and clip in one multiplication, as DeepSpeed's unscale_and_clip_grads: the norm is
-  // taken on the scaled gradients and reported divided by the scale they were computed with; the
-  // unscaling and the clip coefficient use the scale as already updated for the next step (on a
-  // step where the dynamic scale grows, DeepSpeed divides by the doubled scale: reproduced).
+  // Unscale and clip as DeepSpeed's unscale_and_clip_grads: the norm is of the scaled gradients
+  // and reported divided by the scale they were computed with; the unscaling and the clip
+  // coefficient use the scale as already updated for the next step (on a step where the dynamic
+  // scale grows, DeepSpeed divides by the doubled scale: reproduced). Gradients the overflow check
+  // already divided by `unscaled_by` (a power of two) give the scaled norm times it, exactly.
   const double scale = loss_scale();
-  const double scaled_norm = std::sqrt(global_norm_squared(grads));
+  const double scaled_norm = std::sqrt(global_norm_squared(grads)) * unscaled_by;
   const double reported = scaled_norm / scale_of_gradients;
   last_gradient_norm_ = std::isfinite(reported) ? reported : -1.0;
   const double norm = scaled_norm / scale;
@@ -558,9 +564,7 @@ void Engine::apply_step(const std::vector<BufferView>& grads, double scale_of_gr
     const double clip = (norm + 1e-6) / settings_.gradient_clipping;
     if (clip > 1.0) combined = clip * scale;
   }
-  if (combined != 1.0) {
-    for (const auto& v : grads) kernels::scale(v, 1.0 / combined);
-  }
+  finish_unscale_and_clip(grads, unscaled_by, combined);
   std::int64_t n = 0;
   for (const auto& v : grads) n += v.numel;
   // The optimizer reads parameters, gradients and two moments and writes three of them back
@@ -691,13 +695,39 @@ void Engine::create_tie_groups() {
   }
 }
 
+std::vector<BufferView> Engine::master_dtype_gradients(std::vector<Buffer>& storage) {
+  if (offload_) return gradients_to_host();
+  storage.reserve(model_.groups.size());  // views below point at these Buffers: no reallocation
+  std::vector<BufferView> grads;
+  for (std::size_t g = 0; g < model_.groups.size(); ++g) {
+    BufferView compute = compute_gradients_of_group(g);
+    if (dtype_ == master_dtype_) {
+      grads.push_back(compute);
+      continue;
+    }
+    // The master-dtype gradients of a mixed-precision step live only during the step.
+    storage.push_back(backend_->device().allocate(master_dtype_, compute.numel, MemoryTag::grads));
+    BufferView dst = storage.back().all();
+    backend_->device().compute_stream().launch("grads to fp32", comm::copy_cost(compute.bytes()),
+                                               [&] { kernels::copy(dst, compute); });
+    grads.push_back(dst);
+  }
+  return grads;
+}
+
 void Engine::optimizer_step() {
   if (!optimizer_) {
     throw ConfigError("optimizer", "", "step() needs an optimizer: pass one to initialize() or add an \"optimizer\" section");
   }
   const bool check = settings_.fp16 || (settings_.bf16 && settings_.bf16_config.check_grad_overflow);
-  const bool overflow = check && detect_overflow();
   const double scale_of_gradients = loss_scale();
+  // The one place that decides whether the overflow check also unscales (one pass,
+  // engine/precision/unscale.hpp): then the master-dtype gradients exist before the check.
+  const bool fused = check && fused_unscale_is_exact(scale_of_gradients, dtype_, master_dtype_);
+  std::vector<Buffer> fp32;  // the master-dtype gradients of a mixed-precision step, on the device
+  std::vector<BufferView> grads;
+  if (fused) grads = master_dtype_gradients(fp32);
+  const bool overflow = check && detect_overflow(fused ? &grads : nullptr, scale_of_gradients);
   bool skipped = false;
   if (scaler_) {
     skipped = scaler_->update(overflow);
@@ -705,27 +735,10 @@ void Engine::optimizer_step() {
     skipped = bf16_step_skipped(settings_.bf16_config, overflow);
   }
   const StepOutcome outcome = tracker_.record_step(skipped);
-  if (!skipped && offload_) {
-    apply_step(gradients_to_host(), scale_of_gradients);
-  } else if (!skipped) {
-    std::vector<Buffer> fp32;
-    fp32.reserve(model_.groups.size());  // views below point at these Buffers: no reallocation
-    std::vector<BufferView> grads;
-    for (std::size_t g = 0; g < model_.groups.size(); ++g) {
-      BufferView compute = compute_gradients_of_group(g);
-      if (dtype_ == master_dtype_) {
-        grads.push_back(compute);
-        continue;
-      }
-      // The master-dtype gradients of a mixed-precision step live only during the step.
-      fp32.push_back(backend_->device().allocate(master_dtype_, compute.numel, MemoryTag::grads));
-      BufferView dst = fp32.back().all();
-      backend_->device().compute_stream().launch("grads to fp32", comm::copy_cost(compute.bytes()),
-                                                 [&] { kernels::copy(dst, compute); });
-      grads.push_back(dst);
-    }
-    if (dtype_ != master_dtype_) optimizer_->bind_gradients(grads);
-    apply_step(grads, scale_of_gradients);
+  if (!skipped) {
+    if (!fused) grads = master_dtype_gradients(fp32);
+    if (!offload_ && dtype_ != master_dtype_) optimizer_->bind_gradients(grads);
+    apply_step(grads, scale_of_gradients, fused ? scale_of_gradients : 1.0);
   }
   last_step_skipped_ = skipped;
   zero_gradients();

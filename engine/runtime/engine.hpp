@@ -182,7 +182,12 @@ class Engine {
   std::vector<BufferView> master_gradient_views(const std::vector<Buffer>& fp32_grads) const;
   BufferView compute_gradients_of_group(std::size_t g) const;
   BufferView compute_parameters_of_group(std::size_t g) const;
-  bool detect_overflow();
+  // Whether any rank's gradients hold inf/NaN (the flag all-reduced, op max). Given `unscale`
+  // (the master-dtype gradients), the same pass divides them by `scale`.
+  bool detect_overflow(const std::vector<BufferView>* unscale, double scale);
+  // The step's master-dtype gradients, one view per group: offloaded, copied to the host;
+  // mixed precision, converted into `storage` (device, tag grads); else the gradients themselves.
+  std::vector<BufferView> master_dtype_gradients(std::vector<Buffer>& storage);
   // Where the master weights, their gradients and the optimizer's states live and the step runs:
   // host() with ZeRO-Offload, else the device.
   comm::Device& optimizer_device();
@@ -201,8 +206,9 @@ class Engine {
   BufferView flat_view(const Buffer& buffer, std::size_t param) const {
     return buffer.view(flat_.offset[param], model_.params[param].numel);
   }
-  // scale_of_gradients: the loss scale the gradients were computed with (before its update).
-  void apply_step(const std::vector<BufferView>& grads, double scale_of_gradients);
+  // scale_of_gradients: the loss scale the gradients were computed with (before its update);
+  // unscaled_by: what the overflow check already divided `grads` by (1: nothing).
+  void apply_step(const std::vector<BufferView>& grads, double scale_of_gradients, double unscaled_by);
   void zero_gradients();
 
   std::shared_ptr<comm::Backend> backend_;
