@@ -9,6 +9,7 @@
 #include "engine/core/errors.hpp"
 #include "engine/precision/unscale.hpp"
 #include "engine/zero/grad_reduction.hpp"
+#include "engine/zero/offload_grads.hpp"
 #include "engine/zero/stage3_grads.hpp"
 #include "engine/zero/stage3_params.hpp"
 #include "kernels/kernels.hpp"
@@ -184,13 +185,55 @@ void Engine::allocate() {
     }
     for (auto& holes : norm_holes_) std::sort(holes.begin(), holes.end(), [](auto& a, auto& b) { return a.offset < b.offset; });
   }
+  OnReduced to_host;
+  if (offload_) {
+    const int world = zero_group_->size();
+    std::vector<BufferView> device_parts, host_parts;
+    std::vector<std::vector<ElementRange>> unreduced(groups);
+    std::vector<std::vector<std::int64_t>> unreduced_numel(groups);
+    for (std::size_t g = 0; g < groups; ++g) {
+      device_parts.push_back(compute_gradients_of_group(g));
+      host_parts.push_back(host_grads_.view(master_offset_[g], device_parts.back().numel));
+      // What the reductions write of each rank's partition; the rest (padding) is final from the start.
+      std::vector<std::vector<ElementRange>> written(static_cast<std::size_t>(world));
+      for (std::size_t id : model_.groups[g]) {
+        if (model_.params[id].numel == 0) continue;
+        if (stage3_) {
+          for (auto& w : written) w.push_back(partition_range_of({id, 0, 0, shards_.shard_numel[id]}));
+        } else {
+          for (const OwnedPiece& piece : flat_.owners(model_, id)) {
+            written[static_cast<std::size_t>(piece.rank)].push_back(
+                partition_range_of({id, piece.rank, piece.param_offset, piece.numel}));
+          }
+        }
+      }
+      for (int r = 0; r < world; ++r) {
+        std::vector<ElementRange>& w = written[static_cast<std::size_t>(r)];
+        std::sort(w.begin(), w.end(), [](const ElementRange& a, const ElementRange& b) { return a.offset < b.offset; });
+        std::int64_t at = 0, rest = 0;
+        for (const ElementRange& piece : w) {
+          if (piece.offset > at && r == zero_group_->rank()) unreduced[g].push_back({at, piece.offset - at});
+          rest += std::max<std::int64_t>(0, piece.offset - at);
+          at = std::max(at, piece.end());
+        }
+        const std::int64_t numel = device_parts.back().numel;
+        if (at < numel && r == zero_group_->rank()) unreduced[g].push_back({at, numel - at});
+        unreduced_numel[g].push_back(rest + std::max<std::int64_t>(0, numel - at));
+      }
+    }
+    host_copies_ = std::make_unique<GradientsToHost>(device, backend_->host(), std::move(device_parts),
+                                                     std::move(host_parts), std::move(unreduced),
+                                                     std::move(unreduced_numel));
+    to_host = [this](comm::Stream& stream, std::span<const ReducedRange> ranges) { copy_reduced_to_host(stream, ranges); };
+  }
   const BucketReducerOptions bucket_options{.bucket_elements = settings_.zero.comm.reduce_bucket_size,
                                             .overlap_comm = settings_.zero.comm.overlap_comm,
                                             .reduce_scatter = settings_.zero.comm.reduce_scatter,
                                             .multi_rank_bucket_allreduce =
                                                 settings_.zero.comm.use_multi_rank_bucket_allreduce,
                                             .averaging = averaging_of(settings_),
-                                            .dtype = dtype_};
+                                            .dtype = dtype_,
+                                            .on_reduced = to_host};
   if (stage == 3) {
     stage3_grads_ = std::make_unique<Stage3GradReducer>(device, *zero_group_, model_, shards_, grads_, bucket_options);
   }
@@ -422,6 +465,8 @@ Activation Engine::loss_gradient(const Activation& loss) {
 }
 
 void Engine::backward(const Activation& loss) {
+  // ZeRO-Offload: the boundary micro-step's reductions copy their slices to the host as they finish.
+  if (host_copies_ && is_gradient_accumulation_boundary()) host_copies_->begin();
   backward_layers(loss_gradient(loss));
   runner_->release_saved();
   // Stage 1 with overlap_comm reduced from the boundary micro-step's gradient hooks.
@@ -609,28 +654,27 @@ void Engine::allocate_master(std::int64_t numel) {
 std::vector<BufferView> Engine::gradients_to_host() {
   // DeepSpeed's offload path: the reduced 16-bit (or fp32) partition crosses PCIe as it is and is
   // converted on the CPU (convert_grad_on_cpu), into the fp32 gradient partition kept in pinned
-  // host memory. The copy stream waits for the gradients, the CPU for the copy.
-  comm::Device& device = backend_->device();
-  comm::Device& host = backend_->host();
-  comm::Stream& copies = device.comm_stream("copy");
-  comm::Stream& cpu = host.compute_stream();
-  copies.wait(*device.compute_stream().record());
-  std::vector<BufferView> grads;
-  for (std::size_t g = 0; g < model_.groups.size(); ++g) {
-    BufferView src = compute_gradients_of_group(g);
-    BufferView dst = host_grads_.view(master_offset_[g], src.numel);
-    if (dtype_ == master_dtype_) {
-      device.copy(dst, src, copies);
-    } else {
-      Buffer staging = host.allocate(dtype_, src.numel, MemoryTag::temporaries);
-      device.copy(staging.all(), src, copies);
-      cpu.wait(*copies.record());
-      cpu.launch("grads to fp32", comm::copy_cost(src.bytes()), [&] { kernels::copy(dst, staging.all()); });
-    }
-    grads.push_back(dst);
+  // host memory. Engine::backward started the copies bucket by bucket; this copies the rest and
+  // makes the CPU wait for them (engine/zero/offload_grads.hpp).
+  return host_copies_->finish();
+}
+
+ElementRange Engine::partition_range_of(const ReducedRange& r) const {
+  const auto g = static_cast<std::size_t>(model_.params[r.param].group);
+  if (stage3_) return {shards_.offset[r.param] - shards_.groups[g].offset + r.offset, r.numel};
+  return {flat_.offset[r.param] + r.offset - flat_.groups[g].partition(r.rank).offset, r.numel};
+}
+
+void Engine::copy_reduced_to_host(comm::Stream& stream, std::span<const ReducedRange> ranges) {
+  if (!host_copies_->started()) return;
+  std::vector<GradientsToHost::Range> mine;
+  std::vector<GradientsToHost::Owned> every_rank;
+  for (const ReducedRange& r : ranges) {
+    const auto g = static_cast<std::size_t>(model_.params[r.param].group);
+    if (r.rank == zero_group_->rank()) mine.push_back({g, partition_range_of(r)});
+    every_rank.push_back({g, r.rank, r.numel});
   }
-  cpu.wait(*copies.record());
-  return grads;
+  host_copies_->copy(stream, mine, every_rank);
 }
 
 void Engine::parameters_from_host() {
@@ -739,6 +783,8 @@ void Engine::optimizer_step() {
     if (!fused) grads = master_dtype_gradients(fp32);
     if (!offload_ && dtype_ != master_dtype_) optimizer_->bind_gradients(grads);
     apply_step(grads, scale_of_gradients, fused ? scale_of_gradients : 1.0);
+  } else if (host_copies_) {
+    host_copies_->abandon();  // the copies backward started are not used
   }
   last_step_skipped_ = skipped;
   zero_gradients();

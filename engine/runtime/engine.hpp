@@ -51,6 +51,8 @@ namespace twinspeed {
 
 class BucketReducer;
 class Stage3GradReducer;
+class GradientsToHost;
+struct ReducedRange;
 class Stage3Params;
 
 // Builds the optimizer once the engine knows where each param group lives: `groups` are fp32
@@ -196,6 +198,12 @@ class Engine {
   // ZeRO-Offload: the step's gradients copied to host memory in the master dtype (one view per
   // group, into host_grads_), and the updated master weights copied back into the parameters.
   std::vector<BufferView> gradients_to_host();
+  // ZeRO-Offload, at the boundary micro-step: a reduction's ranges, final once `stream` gets
+  // there, start their copies to the host.
+  void copy_reduced_to_host(comm::Stream& stream, std::span<const ReducedRange> ranges);
+  // Where a reduced range sits in its owner's gradient partition of the group
+  // (compute_gradients_of_group on that rank).
+  ElementRange partition_range_of(const ReducedRange& r) const;
   void parameters_from_host();
   double global_norm_squared(std::span<const BufferView> grads);
   // A value summed over the zero group (stages 1-3) and then over the pipeline's stages: the
@@ -242,6 +250,7 @@ class Engine {
   std::unique_ptr<BucketReducer> reducer_;
   std::unique_ptr<Stage3Params> stage3_;
   std::unique_ptr<Stage3GradReducer> stage3_grads_;
+  std::unique_ptr<GradientsToHost> host_copies_;  // offload: the gradient partitions' copies to host
   std::shared_ptr<Optimizer> optimizer_;
   std::shared_ptr<LRScheduler> scheduler_;
   std::unique_ptr<LossScaler> scaler_;

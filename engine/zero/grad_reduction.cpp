@@ -160,6 +160,10 @@ void BucketReducer::reduce(BufferView data, const std::vector<Entry>& entries) {
       if (p.owned.rank == group_.rank()) deliver_(p.param, p.owned.param_offset, data.sub(p.in_bucket.offset, p.in_bucket.numel));
     }
   });
+  if (!options_.on_reduced) return;
+  std::vector<ReducedRange> ranges;
+  for (const Piece& p : pieces) ranges.push_back({p.param, p.owned.rank, p.owned.param_offset, p.owned.numel});
+  if (!ranges.empty()) options_.on_reduced(s, ranges);
 }
 
 void BucketReducer::finish() {

@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "engine/comm/comm.hpp"
@@ -54,6 +55,18 @@ void allreduce_with_predivide(comm::Comm& group, BufferView view, const GradAver
 void reduce_scatter_zero3(comm::Comm& group, BufferView input, BufferView output, const GradAveraging& averaging,
                           comm::Stream* stream = nullptr);
 
+// A range of reduced gradients that rank `rank` keeps: `numel` elements from element `offset` of
+// parameter `param`'s gradient (stage 3: of the rank's shard of it).
+struct ReducedRange {
+  std::size_t param;
+  int rank;
+  std::int64_t offset;
+  std::int64_t numel;
+};
+// Called after a reduction put its values into the owners' gradients, with the stream that did
+// it here and the ranges of every rank of the group (ZeRO-Offload starts the host copies here).
+using OnReduced = std::function<void(comm::Stream& stream, std::span<const ReducedRange> ranges)>;
+
 struct BucketReducerOptions {
   std::int64_t bucket_elements = 500'000'000;  // reduce_bucket_size
   bool overlap_comm = false;
@@ -61,6 +74,7 @@ struct BucketReducerOptions {
   bool multi_rank_bucket_allreduce = true;
   GradAveraging averaging;
   DType dtype = DType::f32;  // of gradients and buckets
+  OnReduced on_reduced;      // may be empty
 };
 
 class BucketReducer {

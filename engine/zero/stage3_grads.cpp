@@ -79,6 +79,14 @@ void Stage3GradReducer::reduce(BufferView data, const std::vector<Entry>& entrie
       at += shard;
     }
   });
+  if (!options_.on_reduced) return;
+  std::vector<ReducedRange> reduced;
+  for (const Entry& e : entries) {
+    for (int r = 0; r < world; ++r) {
+      if (plan_.shard_numel[e.param] > 0) reduced.push_back({e.param, r, 0, plan_.shard_numel[e.param]});
+    }
+  }
+  if (!reduced.empty()) options_.on_reduced(s, reduced);
 }
 
 void Stage3GradReducer::finish() {

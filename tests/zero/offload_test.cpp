@@ -9,6 +9,9 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 #include "engine/core/errors.hpp"
 #include "tests/zero/zero_harness.hpp"
 
@@ -75,19 +78,71 @@ TEST(Offload, TheStepCopiesGradientsAndParametersOverPcieAndStepsOnTheCpu) {
   spec.model = ToyModel{.widths = {6, 8, 4}, .seed = 5};
   spec.zero["offload_optimizer"] = cpu_offload();
   const RunResult r = run(spec);
-  std::int64_t to_host = 0, to_device = 0, cpu_steps = 0;
+  std::int64_t to_host_bytes = 0, to_device = 0, cpu_steps = 0;
   for (const TraceEvent& e : r.events) {
     if (e.lane == "copy" && e.name == "copy to host") {
-      ++to_host;
+      to_host_bytes += e.bytes;
       EXPECT_EQ(e.duration_ns, 100 + e.bytes / 2);  // toy_costs' host link
     }
     if (e.lane == "copy" && e.name == "copy to device") ++to_device;
     if (e.lane == "cpu" && e.name == "optimizer step") ++cpu_steps;
     EXPECT_FALSE(e.lane == "compute" && e.name == "optimizer step");
   }
-  EXPECT_EQ(to_host, 1);
+  // The bf16 gradient partition crosses once, whole (in the buckets' pieces plus any padding).
+  EXPECT_EQ(to_host_bytes, r.host_after_run[0].current(MemoryTag::grads) / 2);  // fp32 on the host
   EXPECT_EQ(to_device, 1);
   EXPECT_EQ(cpu_steps, 1);
+}
+
+// DeepSpeed copies each reduced bucket's slices of the partition to the host as the bucket
+// finishes, so the copies overlap the rest of backward (stage_1_and_2.py copy_grads_in_partition,
+// stage3.py partition_grads). Small buckets make several reductions per backward.
+TEST(Offload, TheBoundaryMicroStepsCopiesToTheHostStartWhileBackwardStillRuns) {
+  for (int stage = 1; stage <= 3; ++stage) {
+    for (const bool overlap : {false, true}) {
+      if (stage == 1 && !overlap) continue;  // stage 1 reduces after backward without overlap_comm
+      SCOPED_TRACE(::testing::Message() << "stage " << stage << " overlap_comm " << overlap);
+      RunSpec spec{.world = 2, .stage = stage, .gas = 2, .steps = 2, .precision = "bf16"};
+      spec.model = ToyModel{.widths = {6, 8, 8, 4}, .seed = 5};
+      spec.zero = {{"offload_optimizer", cpu_offload()}, {"overlap_comm", overlap}, {"reduce_bucket_size", 16}};
+      const RunResult r = run(spec);
+      // Per step: the first copy to the host and the end of the boundary micro-step's backward.
+      std::map<std::int64_t, std::int64_t> first_copy, last_backward_end;
+      std::int64_t bytes = 0;
+      for (const TraceEvent& e : r.events) {
+        if (e.lane == "copy" && e.name == "copy to host") {
+          bytes += e.bytes;
+          auto [it, fresh] = first_copy.emplace(e.step, e.start_ns);
+          if (!fresh) it->second = std::min(it->second, e.start_ns);
+        }
+        if (e.lane == "compute" && e.name.ends_with(" backward") && e.micro_batch % spec.gas == spec.gas - 1) {
+          auto& end = last_backward_end[e.step];
+          end = std::max(end, e.start_ns + e.duration_ns);
+        }
+      }
+      ASSERT_EQ(first_copy.size(), 2u);
+      for (const auto& [step, start] : first_copy) EXPECT_LT(start, last_backward_end.at(step)) << "step " << step;
+      // Every element of the bf16 partition crosses once a step.
+      EXPECT_EQ(bytes, 2 * (r.host_after_run[0].current(MemoryTag::grads) / 2));  // two steps; fp32 on the host
+    }
+  }
+}
+
+TEST(Offload, AnOverflowOnOneRankSkipsTheStepOnEveryRankAsOnTheDevice) {
+  for (int stage = 1; stage <= 3; ++stage) {
+    SCOPED_TRACE(::testing::Message() << "stage " << stage);
+    RunSpec spec{.world = 3, .stage = stage, .micro = 1, .steps = 3, .precision = "fp16"};
+    spec.model = ToyModel{.widths = {4, 5, 3}, .seed = 9};
+    spec.zero = {{"reduce_bucket_size", 8}};
+    spec.overflows = {{2, 1, 0, 0}};  // +inf in rank 2's gradient at step 1
+    const RunResult device = run(spec);
+    spec.zero["offload_optimizer"] = cpu_offload();
+    const RunResult offloaded = run(spec);
+    EXPECT_EQ(offloaded.skipped, (std::vector<bool>{false, true, false}));  // rank 0's view
+    EXPECT_EQ(offloaded.skipped, device.skipped);
+    EXPECT_EQ(offloaded.loss_scales, device.loss_scales);
+    EXPECT_EQ(offloaded.params_per_step, device.params_per_step);
+  }
 }
 
 TEST(Offload, StageZeroAndNvmeAreRefusedWithTheKeyThatAskedForThem) {
