@@ -153,7 +153,11 @@ TEST_F(CalibrateCommand, QuickRunWritesAClusterFileThatSimulateAccepts) {
   EXPECT_TRUE(report.at("warnings").is_array());
   for (const nlohmann::json& row : report.at("comparison")) {
     const double measured = row.at("measured").get<double>();
-    EXPECT_TRUE(std::isfinite(measured) && measured > 0.0) << row.dump();
+    // The two intercepts of the fits are clamped to 0 (with a warning) when a loaded machine's
+    // timings fit a negative one; every rate and size is positive.
+    const std::string key = row.at("key");
+    const bool intercept = key == "intra_node.ring_step_latency_us" || key == "device.efficiency.matmul_half_gflop";
+    EXPECT_TRUE(std::isfinite(measured) && (intercept ? measured >= 0.0 : measured > 0.0)) << row.dump();
   }
   const sim::ClusterSpec cluster = sim::load_cluster_file(file);
   EXPECT_EQ(cluster.name, "local-cpu-calibrated");
