@@ -118,6 +118,7 @@ std::string method(const CalibrateArgs& args, int ranks) {
 }
 
 void run_calibrate(const CalibrateArgs& args) {
+  if (args.ranks < 0) throw UsageError(fmt::format("--ranks = {}: must be in [1, 256], or 0 for every core", args.ranks));
   const int ranks = args.ranks > 0 ? args.ranks : cores_available();
   if (ranks < 1 || ranks > 256) throw UsageError(fmt::format("--ranks = {}: must be in [1, 256]", ranks));
   check_out(args);

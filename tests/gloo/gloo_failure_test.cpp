@@ -110,11 +110,15 @@ TEST(GlooFailures, AFailedOperationWritesTheRanksFlightRecord) {
 }
 
 // Rank 1 issues the all-reduce (its progress is on the store) and dies while it runs: rank 0 names
-// it as gone during the operation (it never reports the failure), not "every rank arrived".
-TEST(GlooFailures, RankThatDiesDuringACollectiveIsNamedByTheOthers) {
+// it as gone during the operation (it never reports the failure), not "every rank arrived", and
+// does so well before the operation's timeout (here 60 s): a live peer's failure report comes
+// within moments, so the survivor waits kFailureReportWindow (3 s) for reports, not the timeout.
+TEST(GlooFailures, RankThatDiesDuringACollectiveIsNamedByTheOthersBeforeTheTimeout) {
   const int port = testing::free_port();
   auto exits = run_ranks(2, [&](int rank) {
-    auto backend = backends::make_gloo_backend(options_for(rank, 2, port));
+    GlooOptions o = options_for(rank, 2, port);
+    o.timeout = milliseconds(60'000);
+    auto backend = backends::make_gloo_backend(o);
     Buffer b = backend->device().allocate(DType::f32, std::int64_t{16} << 20, MemoryTag::grads);  // 64 MiB
     backend->world()->all_reduce(b.all())->wait();
     comm::WorkPtr work = backend->world()->all_reduce(b.all());
@@ -126,6 +130,7 @@ TEST(GlooFailures, RankThatDiesDuringACollectiveIsNamedByTheOthers) {
         std::this_thread::sleep_for(milliseconds(1));
       }
     }
+    const auto start = std::chrono::steady_clock::now();
     try {
       work->wait();
     } catch (const CommError& e) {
@@ -134,10 +139,12 @@ TEST(GlooFailures, RankThatDiesDuringACollectiveIsNamedByTheOthers) {
       // Its progress (seq 1, all_reduce) was posted: it arrived, so only "went away" can name it.
       const bool named = e.context().missing == std::vector<int>{1} &&
                          what.find("ranks [1] issued it and went away during it") != std::string::npos;
-      return named ? kNamedTheRank : kWrongError;
+      if (!named) return kWrongError;
+      // A bound far below the 60 s timeout, not a speed measurement: waiting for the timeout fails it.
+      return std::chrono::steady_clock::now() - start < milliseconds(30'000) ? kNamedTheRank : kTooSlow;
     }
     return kNoError;
-  });
+  }, milliseconds(90'000));
   EXPECT_FALSE(exits[0].killed) << "rank 0 hung";
   EXPECT_EQ(exits[0].code, kNamedTheRank);
 }

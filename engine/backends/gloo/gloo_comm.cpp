@@ -60,6 +60,9 @@ class GlooWork final : public comm::Work {
 };
 
 // The key a rank posts its progress in a group to, and the value: "seq op bytes".
+// How long a member whose operation failed waits for its peers' failure reports (failure()).
+constexpr std::chrono::milliseconds kFailureReportWindow{3'000};
+
 std::string progress_key(int group, int global_rank) { return fmt::format("ts/progress/g{}/r{}", group, global_rank); }
 
 struct Progress {
@@ -361,9 +364,13 @@ CommError GlooComm::failure(comm::CollectiveOp op, std::int64_t seq, std::int64_
     notes.push_back(fmt::format("the store could not say who is missing: {}", e.what()));
   }
   // Every member issued the operation, yet it failed: a member that died during it (its peers see
-  // the connection reset) never reports the failure that every live member reports here.
+  // the connection reset) never reports the failure that every live member reports here. Live
+  // members fail within moments of each other (a reset, or the same timeout), so their reports are
+  // awaited for kFailureReportWindow, not until the operation's deadline: a survivor names the
+  // dead rank seconds after the reset however long the timeout, before the launcher's grace ends.
   std::vector<int> gone;
   if (missing.empty() && desynced.empty()) {
+    const auto reports_until = std::chrono::steady_clock::now() + kFailureReportWindow;
     try {
       auto failed_key = [&](int member) { return fmt::format("ts/failed/g{}/s{}/r{}", g_->id, seq, member); };
       r.store->set(failed_key(r.global_rank), {});
@@ -373,7 +380,7 @@ CommError GlooComm::failure(comm::CollectiveOp op, std::int64_t seq, std::int64_
       }
       while (true) {
         const std::vector<std::string> silent = r.store->missing(keys);
-        if (silent.empty() || std::chrono::steady_clock::now() >= deadline) {
+        if (silent.empty() || std::chrono::steady_clock::now() >= reports_until) {
           for (const std::string& k : silent) gone.push_back(std::stoi(k.substr(k.rfind("/r") + 2)));
           break;
         }
@@ -387,9 +394,9 @@ CommError GlooComm::failure(comm::CollectiveOp op, std::int64_t seq, std::int64_
   std::vector<std::string> whos;
   if (!missing.empty()) whos.push_back(fmt::format("ranks {} did not arrive", missing));
   if (!gone.empty()) {
-    whos.push_back(fmt::format("ranks {} issued it and went away during it (no failure report from them within the "
-                               "timeout: died or stalled)",
-                               gone));
+    whos.push_back(fmt::format("ranks {} issued it and went away during it (no failure report from them within {} "
+                               "s: died or stalled)",
+                               gone, std::chrono::duration_cast<std::chrono::seconds>(kFailureReportWindow).count()));
   }
   if (!desynced.empty()) whos.push_back(fmt::format("desync: ranks {} issued another op or size at this seq", desynced));
   std::string who = whos.empty() ? "every rank arrived" : fmt::format("{}", fmt::join(whos, "; "));
