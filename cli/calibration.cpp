@@ -76,9 +76,10 @@ ClusterSpec calibrated_cluster(const CalibrationMeasurements& m, const ClusterSp
   sim::MatmulCurve fp32;
   for (const char* dtype : {"fp32", "bf16", "fp64"}) {
     const sim::MatmulCurve curve = matmul_curve(m, dtype);
-    if (curve.clamped) {
-      warnings.push_back({fmt::format("device.compute.matmul_peak_tflops.{}", dtype),
-                          "the matmul times fit a negative half-efficiency size; taken as 0"});
+    // Only the fp32 curve's half-efficiency size is written (device.efficiency.matmul_half_gflop).
+    if (curve.clamped && std::string(dtype) == "fp32") {
+      warnings.push_back({"device.efficiency.matmul_half_gflop",
+                          "the fp32 matmul times fit a negative half-efficiency size; taken as 0"});
     }
     const double peak_tflops = curve.peak_flops_per_s / 1e12;
     if (std::string(dtype) == "fp32") {

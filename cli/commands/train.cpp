@@ -115,9 +115,11 @@ void run_real(const TrainArgs& args) {
   }
   run.world = env->world_size;
   const RunSetup setup = prepare_run(run);
+  // The backend's collective timeout, also bounding the start-up run check and the trace gather.
+  const std::chrono::milliseconds timeout(static_cast<i64>(args.timeout_s * 1000.0));
   const nlohmann::json settings = {{"master_addr", env->master_addr},
                                    {"master_port", env->master_port},
-                                   {"timeout_ms", static_cast<i64>(args.timeout_s * 1000.0)}};
+                                   {"timeout_ms", timeout.count()}};
   std::shared_ptr<comm::Backend> backend = comm::create_backend(
       args.backend, {.rank = env->rank, .world_size = env->world_size, .settings_json = settings.dump()});
   const bool reporter = backend->rank() == 0;
@@ -134,13 +136,13 @@ void run_real(const TrainArgs& args) {
                                                  .seq_len = setup.seq_len,
                                                  .samples = run.steps * setup.config.batch().train_batch_size}),
        .on_step = [&](i64 step) { progress.update(step, fmt::format("step {}", step)); },
-       .run_check_timeout = std::chrono::milliseconds(static_cast<i64>(args.timeout_s * 1000.0))},
+       .run_check_timeout = timeout},
       backend, wall_ns);
   progress.finish();
   std::optional<TraceDocument> trace;
   if (!run.trace.empty()) trace = rank_trace(*backend, setup.config);
   const std::vector<planner::StepReport> steps = combine_steps(*backend, setup.config, timeline);
-  if (trace) write_traces(*backend, *trace, run.trace, std::chrono::milliseconds(static_cast<i64>(args.timeout_s * 1000.0)));
+  if (trace) write_traces(*backend, *trace, run.trace, timeout);
   if (!reporter) return;
   for (const ConfigWarning& w : setup.config.warnings()) print_warning({w.path, w.message, w.note});
   const MeshShape& m = setup.config.mesh();
