@@ -353,6 +353,7 @@ LaunchOutcome run_launch(const LaunchSpec& spec, std::FILE* out, std::FILE* err)
                                             how_it_ended(c.status));
       outcome.message = fmt::format("{} first; stopping the {} other running rank{}", first, others, others == 1 ? "" : "s");
       if (spec.failure_grace_s > 0.0 && others > 0 && !kill_at) {
+        outcome.message = first + " first";  // completed when the grace ends: who was still running
         fmt::print(err, "note: {}; the other ranks get {} s to end on their own (--failure-grace), then SIGTERM\n", first,
                    spec.failure_grace_s);
         std::fflush(err);
@@ -364,8 +365,13 @@ LaunchOutcome run_launch(const LaunchSpec& spec, std::FILE* out, std::FILE* err)
     }
     // The grace is over, or every rank has ended (what they started is stopped too).
     if (term_at && !kill_at) {
-      const bool running = std::any_of(children.begin(), children.end(), [](const Child& o) { return o.running; });
-      if (!running || Clock::now() >= *term_at) stop(SIGTERM);
+      const auto running = std::count_if(children.begin(), children.end(), [](const Child& o) { return o.running; });
+      if (running == 0 || Clock::now() >= *term_at) {
+        outcome.message += running == 0 ? std::string("; the other ranks ended on their own")
+                                         : fmt::format("; stopping the {} rank{} still running after --failure-grace",
+                                                       running, running == 1 ? "" : "s");
+        stop(SIGTERM);
+      }
     }
     if (kill_at && !killed && Clock::now() >= *kill_at) {
       signal_groups(children, SIGKILL);
