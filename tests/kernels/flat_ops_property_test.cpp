@@ -13,13 +13,17 @@
 #include <limits>
 #include <vector>
 
+#include "kernel_property_support.hpp"
 #include "kernel_test_support.hpp"
 #include "kernels/kernels.hpp"
 
 namespace twinspeed {
 namespace {
 
+using kernels_test::assert_same;
+using kernels_test::gen_float_dtype;
 using kernels_test::HostBuffer;
+using kernels_test::Threads;
 using kernels_test::same_float;
 
 rc::Gen<std::int64_t> gen_size() {
@@ -48,23 +52,6 @@ std::vector<float> gen_values(std::int64_t n, bool special) {
   const auto count = *rc::gen::inRange<std::size_t>(0, std::min<std::size_t>(out.size(), 12) + 1);
   for (std::size_t k = 0; k < count; ++k) out[*rc::gen::inRange<std::size_t>(0, out.size())] = *gen_value(special);
   return out;
-}
-
-rc::Gen<DType> gen_float_dtype() {
-  return rc::gen::weightedOneOf<DType>({{4, rc::gen::just(DType::f32)}, {1, rc::gen::element(DType::bf16, DType::f16)}});
-}
-
-// Thread counts 1-4 (the machine may have fewer cores: threads still interleave).
-struct Threads {
-  explicit Threads(int n) { kernels::set_num_threads(n); }
-  ~Threads() { kernels::set_num_threads(0); }
-};
-
-void assert_same(const std::vector<float>& got, const std::vector<float>& want) {
-  RC_ASSERT(got.size() == want.size());
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    if (!same_float(got[i], want[i])) RC_FAIL("element " + std::to_string(i) + ": " + std::to_string(got[i]) + " != " + std::to_string(want[i]));
-  }
 }
 
 RC_GTEST_PROP(FlatOpsProperty, AdamStepIsBitIdenticalToTheScalarReferenceInEveryDtypeAndThreadCount, ()) {
