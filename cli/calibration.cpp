@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <stdexcept>
 
 #include "engine/core/busbw.hpp"
 #include "sim/presets/cluster_file.hpp"
@@ -47,6 +49,41 @@ sim::RingAllReduce ring_fit(const CalibrationMeasurements& m, double base_latenc
 
 bool machine_was_busy(const CalibrationMeasurements& m) { return m.load_average > m.ranks; }
 
+namespace {
+
+// The dtype's curve. When noise leaves its times not growing with the size (a loaded machine, a
+// --quick run), the best measured rate is the peak and 0 the half-efficiency size, with a warning.
+sim::MatmulCurve matmul_curve_or_best_rate(const CalibrationMeasurements& m, const std::string& dtype,
+                                           std::vector<CalibrationWarning>& warnings) {
+  try {
+    return matmul_curve(m, dtype);
+  } catch (const std::invalid_argument& e) {
+    double best = 0.0;
+    for (const sim::TimedSample& t : matmul_samples(m, dtype)) best = std::max(best, t.x * 1e9 / t.seconds);
+    if (!(best > 0.0)) throw;
+    warnings.push_back({fmt::format("device.compute.matmul_peak_tflops.{}", dtype),
+                        fmt::format("{}: the best measured rate is taken as the peak{}; calibrate on an idle machine, "
+                                    "without --quick",
+                                    e.what(), dtype == "fp32" ? " and 0 as the half-efficiency size" : "")});
+    return {.peak_flops_per_s = best, .half_gflop = 0.0};
+  }
+}
+
+// The ring fit, or nullopt with a warning when the all_reduce times cannot be fitted.
+std::optional<sim::RingAllReduce> ring_fit_or_warn(const CalibrationMeasurements& m, double base_latency_us,
+                                                   bool cpu_time, std::vector<CalibrationWarning>& warnings) {
+  try {
+    return ring_fit(m, base_latency_us, cpu_time);
+  } catch (const std::invalid_argument& e) {
+    warnings.push_back({"intra_node", fmt::format("the Gloo all_reduce {} times cannot be fitted ({}); the preset's "
+                                                  "link is kept; calibrate on an idle machine, without --quick",
+                                                  cpu_time ? "CPU" : "wall", e.what())});
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
 ClusterSpec calibrated_cluster(const CalibrationMeasurements& m, const ClusterSpec& preset,
                                std::vector<CalibrationWarning>& warnings) {
   ClusterSpec c = preset;
@@ -75,7 +112,7 @@ ClusterSpec calibrated_cluster(const CalibrationMeasurements& m, const ClusterSp
   double fastest = 0.0;
   sim::MatmulCurve fp32;
   for (const char* dtype : {"fp32", "bf16", "fp64"}) {
-    const sim::MatmulCurve curve = matmul_curve(m, dtype);
+    const sim::MatmulCurve curve = matmul_curve_or_best_rate(m, dtype, warnings);
     // Only the fp32 curve's half-efficiency size is written (device.efficiency.matmul_half_gflop).
     if (curve.clamped && std::string(dtype) == "fp32") {
       warnings.push_back({"device.efficiency.matmul_half_gflop",
@@ -107,9 +144,11 @@ ClusterSpec calibrated_cluster(const CalibrationMeasurements& m, const ClusterSp
       "n_1/2 stated at the fastest peak, {:.3g} x {} / {}); launch and host overheads: the preset's",
       measured, fp32.half_gflop, tflops(fastest), tflops(fp32.peak_flops_per_s));
 
-  if (!m.all_reduces.empty()) {
-    const bool busy = machine_was_busy(m);
-    const sim::RingAllReduce ring = ring_fit(m, c.nccl.ring_base_latency_us, busy);
+  const bool busy = machine_was_busy(m);
+  const std::optional<sim::RingAllReduce> fitted =
+      m.all_reduces.empty() ? std::nullopt : ring_fit_or_warn(m, c.nccl.ring_base_latency_us, busy, warnings);
+  if (fitted) {
+    const sim::RingAllReduce& ring = *fitted;
     if (ring.clamped) {
       warnings.push_back(
           {"intra_node.ring_step_latency_us", "the all_reduce times fit a negative step latency; taken as 0"});
@@ -124,17 +163,22 @@ ClusterSpec calibrated_cluster(const CalibrationMeasurements& m, const ClusterSp
         measured, m.ranks, m.all_reduces.size(), m.all_reduces.front().bytes, m.all_reduces.back().bytes,
         busy ? "CPU time of rank 0's process: the machine was busy" : "wall time", m.load_average);
     if (busy) {
-      const sim::RingAllReduce wall = ring_fit(m, c.nccl.ring_base_latency_us, false);
+      std::vector<CalibrationWarning> unused;  // the wall fit's failure is said in this warning
+      const std::optional<sim::RingAllReduce> wall = ring_fit_or_warn(m, c.nccl.ring_base_latency_us, false, unused);
       warnings.push_back({"intra_node", fmt::format("load average {:.1f} on {} ranks' cores: the link is fitted to "
                                                     "the all_reduces' CPU time (wall time, which includes waiting "
-                                                    "for a core, gives busbw {:.3g} GB/s, step {:.3g} us); "
-                                                    "calibrate on an idle machine for the link's wall-time numbers",
-                                                    m.load_average, m.ranks, wall.busbw_GBps,
-                                                    wall.ring_step_latency_us)});
+                                                    "for a core, {}); calibrate on an idle machine for the link's "
+                                                    "wall-time numbers",
+                                                    m.load_average, m.ranks,
+                                                    wall ? fmt::format("gives busbw {:.3g} GB/s, step {:.3g} us",
+                                                                       wall->busbw_GBps, wall->ring_step_latency_us)
+                                                         : std::string("cannot be fitted"))});
     }
   } else {
-    warnings.push_back({"intra_node", "no Gloo all_reduce measured (one rank, or built without TWINSPEED_GLOO); "
-                                      "the preset's numbers are kept"});
+    if (m.all_reduces.empty()) {
+      warnings.push_back({"intra_node", "no Gloo all_reduce measured (one rank, or built without TWINSPEED_GLOO); "
+                                        "the preset's numbers are kept"});
+    }
     c.intra_node.source = "the preset's, not measured: " + preset.intra_node.source;
   }
   return c;

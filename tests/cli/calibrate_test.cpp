@@ -106,6 +106,28 @@ TEST(CalibratedCluster, KeepsThePresetsLinkWhenNoAllReduceWasMeasured) {
   EXPECT_EQ(sim::parse_cluster(sim::write_cluster(c)), c);
 }
 
+// A loaded machine (or a --quick run) can time a bigger matmul or all_reduce no slower than a
+// smaller one: nothing to fit. The command still writes a cluster: the best measured matmul rate
+// as the peak, the preset's link, and a warning for each.
+TEST(CalibratedCluster, TimesThatDoNotGrowWithTheSizeGiveTheBestRateAndThePresetsLinkWithWarnings) {
+  CalibrationMeasurements m = synthetic(2);
+  for (MatmulTiming& t : m.matmuls) {
+    if (t.dtype == "fp32") t.seconds = 1e-3;  // every size in the same time: the last is the fastest rate
+  }
+  for (AllReduceTiming& t : m.all_reduces) t.seconds = t.cpu_seconds = 1e-3;
+  std::vector<CalibrationWarning> warnings;
+  const sim::ClusterSpec& preset = sim::cluster_preset("local-cpu");
+  const sim::ClusterSpec c = calibrated_cluster(m, preset, warnings);
+  EXPECT_NEAR(c.device.matmul_peak_tflops.fp32, 2.0 * 256 * 256 * 256 / 1e-3 / 1e12, 1e-12);
+  EXPECT_EQ(c.device.matmul_half_efficiency_gflop, 0.0);
+  EXPECT_NEAR(c.device.matmul_peak_tflops.bf16, 0.400, 1e-9);  // its times do grow: fitted
+  EXPECT_EQ(c.intra_node.busbw_GBps, preset.intra_node.busbw_GBps);
+  std::vector<std::string> paths;
+  for (const CalibrationWarning& w : warnings) paths.push_back(w.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"device.compute.matmul_peak_tflops.fp32", "intra_node"}));
+  EXPECT_EQ(sim::parse_cluster(sim::write_cluster(c)), c);
+}
+
 // ---- the built binary ------------------------------------------------------------------------
 
 struct CommandRun {
